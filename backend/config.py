@@ -1,0 +1,105 @@
+"""Configuration from environment variables, read in one place.
+
+Names follow Label Studio's ML-backend conventions (``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``,
+``BASIC_AUTH_USER``/``BASIC_AUTH_PASS``, ``LOG_LEVEL``) so an admin can reuse their usual settings; the
+rest are prefixed ``DALT_``. Every knob is documented in the README's Configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the backend, the workers and the scripts can be told."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    label_studio_url: str = ""
+    label_studio_api_key: str = field(default="", repr=False)
+    basic_auth_user: str = ""
+    basic_auth_pass: str = field(default="", repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    log_level: str = "INFO"
+    queue_name: str = "dalt"
+    # Training
+    train_job_timeout: int = 600
+    train_retries: int = 3
+    keep_versions: int = 10
+    head: str = "logreg"
+    # Requests
+    max_content_length: int = 64 * 1024 * 1024
+    predict_encode_limit: int = 64
+    # Image fetching (see encoder.fetch)
+    fetch_timeout: float = 10.0
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    allowed_hosts: tuple[str, ...] = ()
+    allow_private_networks: bool = False
+
+    _ENV = {
+        "redis_url": "REDIS_URL",
+        "label_studio_url": "LABEL_STUDIO_URL",
+        "label_studio_api_key": "LABEL_STUDIO_API_KEY",
+        "basic_auth_user": "BASIC_AUTH_USER",
+        "basic_auth_pass": "BASIC_AUTH_PASS",
+        "webhook_secret": "DALT_WEBHOOK_SECRET",
+        "log_level": "LOG_LEVEL",
+        "queue_name": "DALT_QUEUE",
+        "train_job_timeout": "DALT_TRAIN_JOB_TIMEOUT",
+        "train_retries": "DALT_TRAIN_RETRIES",
+        "keep_versions": "DALT_KEEP_VERSIONS",
+        "head": "DALT_HEAD",
+        "max_content_length": "DALT_MAX_CONTENT_LENGTH",
+        "predict_encode_limit": "DALT_PREDICT_ENCODE_LIMIT",
+        "fetch_timeout": "DALT_FETCH_TIMEOUT",
+        "max_image_bytes": "DALT_MAX_IMAGE_BYTES",
+        "max_image_pixels": "DALT_MAX_IMAGE_PIXELS",
+        "allowed_hosts": "DALT_ALLOWED_HOSTS",
+        "allow_private_networks": "DALT_ALLOW_PRIVATE_NETWORKS",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+        """Read the configuration from ``environ`` (default ``os.environ``); ``overrides`` win.
+
+        Raises:
+            ValueError: naming the variable whose value cannot be parsed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            name = cls._ENV.get(f.name)
+            if name is None or name not in env:
+                continue
+            raw = env[name]
+            try:
+                if f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("float", float):
+                    values[f.name] = float(raw)
+                elif f.type in ("bool", bool):
+                    values[f.name] = _bool(raw)
+                elif "tuple" in str(f.type):
+                    values[f.name] = _list(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def basic_auth_enabled(self) -> bool:
+        """Basic auth is on only when both user and password are set."""
+        return bool(self.basic_auth_user and self.basic_auth_pass)

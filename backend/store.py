@@ -1,0 +1,547 @@
+"""The Redis store: the ONE module that knows DALT's key names.
+
+Every other module talks to Redis through :class:`Store`, so the layout below can change in one place.
+All keys of one project share the hash tag ``{p<ID>}``; that keeps a project on one Redis Cluster slot,
+so the Lua scripts below stay valid on a cluster, and lets projects spread over shards.
+
+Layout (``P`` = ``dalt:{p<ID>}``)::
+
+    dalt:projects                 set    project ids seen (reconcile / reports iterate it, no KEYS)
+    P:meta                        hash   label_config, classes (JSON), from_name, to_name, image_key,
+                                         min_annotations, title
+    P:enc:current                 string current encoder version
+    P:enc:meta                    hash   encoder version -> JSON meta (dim, objective, image size, ...)
+    P:enc:blob:<ver>              string serialized encoder weights (see ``encoder.artifact``)
+    P:emb:<ver>:<bucket>          string slots of ``1 + 2*dim`` bytes for task ids ``bucket*256 ..+255``:
+                                         a flag byte (1 = present) then float16 little-endian values
+    P:emb:<ver>:buckets           set    bucket numbers that exist for that encoder version
+    P:labels                      hash   task id -> current label (the label the head trains on)
+    P:ann                         hash   annotation id -> task id (deletes arrive with annotation ids)
+    P:task_anns                   hash   task id -> JSON [[annotation id, label], ...] (overlap, updates)
+    P:gen                         string label generation, bumped on every label change
+    P:train_pending               string set while a training job is queued (coalescing flag)
+    P:vseq                        string last head version number handed out
+    P:current                     string the version that /setup and /predict serve ("v7")
+    P:head:<ver>                  string serialized head (see ``backend.head``)
+    P:heads                       hash   version -> JSON meta (generation, labels, classes, times)
+    P:history                     list   versions, newest first, capped (older heads are deleted)
+    P:stats                       hash   counters: train_runs, train_seconds, train_skipped, ...
+    P:served                      hash   task id -> JSON {version, label, score} served by /predict
+
+Embeddings are packed into fixed slots of 256-task buckets instead of one key or hash field per task:
+per-key and per-field overhead in Redis is 50-90 bytes, more than a 32-dim float16 vector itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+BUCKET = 256
+PROJECTS_KEY = "dalt:projects"
+
+
+def project_id(value: Any) -> int:
+    """Normalize the ways Label Studio names a project to its integer id.
+
+    ``/setup`` and ``/predict`` send ``"ID.CREATED_TIMESTAMP"``; webhooks send ``{"id": ID, ...}``.
+
+    Raises:
+        ValueError: when no positive integer id can be read.
+    """
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if isinstance(value, bool) or value is None:
+        raise ValueError("project id missing")
+    if isinstance(value, int):
+        pid = value
+    elif isinstance(value, str):
+        head = value.split(".", 1)[0].strip()
+        if not head.isdigit():
+            raise ValueError(f"project id {value!r} is not of the form ID or ID.TIMESTAMP")
+        pid = int(head)
+    else:
+        raise ValueError(f"project id of type {type(value).__name__} is not supported")
+    if pid <= 0 or pid > 2**53:
+        raise ValueError(f"project id {pid} out of range")
+    return pid
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What the store knows about one encoder version of a project."""
+
+    version: str
+    dim: int
+    meta: dict
+
+
+@dataclass(frozen=True)
+class HeadRecord:
+    """A published head: its version, serialized weights and metadata."""
+
+    version: str
+    blob: bytes
+    meta: dict
+
+
+# Lua: record (or replace) one annotation's label; returns 1 when the task's label changed.
+_RECORD_ANNOTATION = """
+local labels, ann, task_anns, gen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ann_id, task_id, label = ARGV[1], ARGV[2], ARGV[3]
+local function load(t)
+  local raw = redis.call('HGET', task_anns, t)
+  if raw then return cjson.decode(raw) end
+  return {}
+end
+local function store_task(t, list)
+  local old = redis.call('HGET', labels, t)
+  local new = false
+  if #list == 0 then
+    redis.call('HDEL', task_anns, t)
+    redis.call('HDEL', labels, t)
+  else
+    redis.call('HSET', task_anns, t, cjson.encode(list))
+    new = list[#list][2]
+    redis.call('HSET', labels, t, new)
+  end
+  if old ~= new then redis.call('INCR', gen) return 1 end
+  return 0
+end
+local function without(list, a)
+  local out = {}
+  for _, e in ipairs(list) do if tostring(e[1]) ~= a then table.insert(out, e) end end
+  return out
+end
+local changed = 0
+local prev_task = redis.call('HGET', ann, ann_id)
+if prev_task and prev_task ~= task_id then
+  changed = changed + store_task(prev_task, without(load(prev_task), ann_id))
+end
+local list = without(load(task_id), ann_id)
+if label ~= '' then
+  table.insert(list, {ann_id, label})
+  redis.call('HSET', ann, ann_id, task_id)
+else
+  redis.call('HDEL', ann, ann_id)
+end
+changed = changed + store_task(task_id, list)
+return changed
+"""
+
+# Lua: forget annotations by id; returns how many task labels changed.
+_DELETE_ANNOTATIONS = """
+local labels, ann, task_anns, gen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local changed = 0
+for _, ann_id in ipairs(ARGV) do
+  local task_id = redis.call('HGET', ann, ann_id)
+  if task_id then
+    redis.call('HDEL', ann, ann_id)
+    local raw = redis.call('HGET', task_anns, task_id)
+    local list = {}
+    if raw then
+      for _, e in ipairs(cjson.decode(raw)) do
+        if tostring(e[1]) ~= ann_id then table.insert(list, e) end
+      end
+    end
+    local old = redis.call('HGET', labels, task_id)
+    local new = false
+    if #list == 0 then
+      redis.call('HDEL', task_anns, task_id)
+      redis.call('HDEL', labels, task_id)
+    else
+      redis.call('HSET', task_anns, task_id, cjson.encode(list))
+      new = list[#list][2]
+      redis.call('HSET', labels, task_id, new)
+    end
+    if old ~= new then changed = changed + 1 end
+  end
+end
+if changed > 0 then redis.call('INCR', gen) end
+return changed
+"""
+
+# Lua: publish a head only if it was trained on newer labels than the head served now.
+# Returns the new version string, or false when a newer (or equal) generation is already current.
+_PUBLISH_HEAD = """
+local current, heads, history, vseq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local head_prefix, blob, meta_json, gen, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local cur = redis.call('GET', current)
+if cur then
+  local cur_meta = redis.call('HGET', heads, cur)
+  if cur_meta then
+    local g = tonumber(cjson.decode(cur_meta)['generation'] or -1)
+    if g >= gen then return false end
+  end
+end
+local n = redis.call('INCR', vseq)
+local version = 'v' .. n
+local meta = cjson.decode(meta_json)
+meta['version'] = version
+redis.call('SET', head_prefix .. version, blob)
+redis.call('HSET', heads, version, cjson.encode(meta))
+redis.call('SET', current, version)
+redis.call('LPUSH', history, version)
+local old = redis.call('LRANGE', history, keep, -1)
+for _, v in ipairs(old) do
+  redis.call('DEL', head_prefix .. v)
+  redis.call('HDEL', heads, v)
+end
+redis.call('LTRIM', history, 0, keep - 1)
+return version
+"""
+
+
+class Store:
+    """Typed access to DALT's data in Redis.
+
+    Args:
+        client: a redis-py client created with ``decode_responses=False`` (embeddings are bytes).
+        keep_versions: how many head versions stay available for rollback.
+    """
+
+    def __init__(self, client: redis.Redis, keep_versions: int = 10):
+        self.r = client
+        self.keep_versions = keep_versions
+        self._record = client.register_script(_RECORD_ANNOTATION)
+        self._delete = client.register_script(_DELETE_ANNOTATIONS)
+        self._publish = client.register_script(_PUBLISH_HEAD)
+
+    @classmethod
+    def from_url(cls, url: str, keep_versions: int = 10, **kwargs: Any) -> Store:
+        """Build a store on a new connection pool for ``url``."""
+        kwargs.setdefault("health_check_interval", 30)
+        return cls(redis.Redis.from_url(url, **kwargs), keep_versions=keep_versions)
+
+    # ---- key names -------------------------------------------------------------------------------
+    @staticmethod
+    def _p(pid: int) -> str:
+        return f"dalt:{{p{int(pid)}}}"
+
+    def _k(self, pid: int, *parts: Any) -> str:
+        return ":".join([self._p(pid), *map(str, parts)])
+
+    # ---- projects --------------------------------------------------------------------------------
+    def projects(self) -> list[int]:
+        """Every project id the backend has seen."""
+        return sorted(int(p) for p in self.r.smembers(PROJECTS_KEY))
+
+    def save_project(self, pid: int, **fields: Any) -> None:
+        """Create the project on first use and update its settings (JSON-encodes non-strings)."""
+        enc = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items() if v is not None}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(PROJECTS_KEY, pid)
+        if enc:
+            pipe.hset(self._k(pid, "meta"), mapping=enc)
+        pipe.execute()
+
+    def project(self, pid: int) -> dict[str, Any]:
+        """The project's settings as saved (JSON fields decoded); empty for an unknown project."""
+        raw = self.r.hgetall(self._k(pid, "meta"))
+        out: dict[str, Any] = {}
+        for k, v in raw.items():
+            key, val = k.decode(), v.decode()
+            try:
+                out[key] = json.loads(val) if key not in ("label_config", "title") else val
+            except ValueError:
+                out[key] = val
+        return out
+
+    # ---- encoders --------------------------------------------------------------------------------
+    def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any]) -> None:
+        """Store an encoder version and make it current. ``meta`` must hold ``dim``."""
+        if int(meta.get("dim", 0)) <= 0:
+            raise ValueError("encoder meta needs a positive 'dim'")
+        pipe = self.r.pipeline(transaction=True)
+        pipe.sadd(PROJECTS_KEY, pid)
+        pipe.set(self._k(pid, "enc", "blob", version), blob)
+        pipe.hset(self._k(pid, "enc", "meta"), version, json.dumps(dict(meta)))
+        pipe.set(self._k(pid, "enc", "current"), version)
+        pipe.execute()
+
+    def current_encoder(self, pid: int) -> EncoderInfo | None:
+        """The encoder version that new embeddings must be made with, or None before bulk encoding."""
+        ver = self.r.get(self._k(pid, "enc", "current"))
+        if ver is None:
+            return None
+        return self.encoder_info(pid, ver.decode())
+
+    def encoder_info(self, pid: int, version: str) -> EncoderInfo | None:
+        """Metadata of one encoder version (None if unknown)."""
+        raw = self.r.hget(self._k(pid, "enc", "meta"), version)
+        if raw is None:
+            return None
+        meta = json.loads(raw)
+        return EncoderInfo(version=version, dim=int(meta["dim"]), meta=meta)
+
+    def encoder_blob(self, pid: int, version: str) -> bytes | None:
+        """Serialized weights of an encoder version (None if unknown)."""
+        return self.r.get(self._k(pid, "enc", "blob", version))
+
+    def encoder_versions(self, pid: int) -> list[str]:
+        """All encoder versions whose metadata is stored."""
+        return sorted(v.decode() for v in self.r.hkeys(self._k(pid, "enc", "meta")))
+
+    def drop_encoder(self, pid: int, version: str) -> None:
+        """Delete an encoder version and all embeddings made with it."""
+        self.drop_embeddings(pid, version)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(self._k(pid, "enc", "blob", version))
+        pipe.hdel(self._k(pid, "enc", "meta"), version)
+        pipe.execute()
+
+    # ---- embeddings ------------------------------------------------------------------------------
+    def _bucket_key(self, pid: int, version: str, bucket: int) -> str:
+        return self._k(pid, "emb", version, bucket)
+
+    def put_embeddings(self, pid: int, version: str, vectors: Mapping[int, np.ndarray]) -> int:
+        """Write task embeddings made by encoder ``version`` in one pipeline; returns how many."""
+        if not vectors:
+            return 0
+        info = self.encoder_info(pid, version)
+        if info is None:
+            raise KeyError(f"encoder {version!r} of project {pid} is unknown; put_encoder first")
+        dim = info.dim
+        slot = 1 + 2 * dim
+        pipe = self.r.pipeline(transaction=False)
+        buckets: set[int] = set()
+        for task_id, vec in vectors.items():
+            arr = np.asarray(vec, dtype="<f2").reshape(-1)
+            if arr.shape[0] != dim:
+                raise ValueError(f"task {task_id}: embedding has {arr.shape[0]} values, encoder dim is {dim}")
+            b, i = divmod(int(task_id), BUCKET)
+            buckets.add(b)
+            pipe.setrange(self._bucket_key(pid, version, b), i * slot, b"\x01" + arr.tobytes())
+        pipe.sadd(self._k(pid, "emb", version, "buckets"), *buckets)
+        pipe.execute()
+        return len(vectors)
+
+    def get_embeddings(
+        self, pid: int, version: str, task_ids: Iterable[int], dim: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fetch embeddings in one round trip.
+
+        Returns:
+            ``(vectors, found)``: a ``float32`` array ``[n, dim]`` in the order of ``task_ids`` (zeros where
+            missing) and a boolean mask of which tasks had an embedding.
+        """
+        ids = [int(t) for t in task_ids]
+        if dim is None:
+            info = self.encoder_info(pid, version)
+            if info is None:
+                return np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool)
+            dim = info.dim
+        slot = 1 + 2 * dim
+        out = np.zeros((len(ids), dim), np.float32)
+        found = np.zeros(len(ids), bool)
+        if not ids:
+            return out, found
+        by_bucket: dict[int, list[int]] = {}
+        for pos, t in enumerate(ids):
+            by_bucket.setdefault(t // BUCKET, []).append(pos)
+        pipe = self.r.pipeline(transaction=False)
+        plan: list[tuple[int, list[int], bool]] = []
+        for b, positions in by_bucket.items():
+            key = self._bucket_key(pid, version, b)
+            if len(positions) > 8:  # cheaper to read the whole bucket than many ranges
+                pipe.get(key)
+                plan.append((b, positions, True))
+            else:
+                for pos in positions:
+                    i = ids[pos] % BUCKET
+                    pipe.getrange(key, i * slot, (i + 1) * slot - 1)
+                    plan.append((b, [pos], False))
+        replies = pipe.execute()
+        for (_b, positions, whole), data in zip(plan, replies, strict=True):
+            if not data:
+                continue
+            for pos in positions:
+                off = (ids[pos] % BUCKET) * slot if whole else 0
+                chunk = data[off : off + slot]
+                if len(chunk) == slot and chunk[0] == 1:
+                    out[pos] = np.frombuffer(chunk, dtype="<f2", offset=1).astype(np.float32)
+                    found[pos] = True
+        return out, found
+
+    def all_embeddings(self, pid: int, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every cached embedding of an encoder version: ``(task_ids int64 [n], vectors float32 [n, dim])``.
+
+        Used by training heads that learn from unlabeled tasks too, and by incremental bulk encoding.
+        """
+        info = self.encoder_info(pid, version)
+        if info is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        dim, slot = info.dim, 1 + 2 * info.dim
+        buckets = sorted(int(b) for b in self.r.smembers(self._k(pid, "emb", version, "buckets")))
+        ids: list[np.ndarray] = []
+        vecs: list[np.ndarray] = []
+        for start in range(0, len(buckets), 512):
+            chunk = buckets[start : start + 512]
+            datas = self.r.mget([self._bucket_key(pid, version, b) for b in chunk])
+            for b, data in zip(chunk, datas, strict=True):
+                if not data:
+                    continue
+                n = len(data) // slot
+                raw = np.frombuffer(data[: n * slot], dtype=np.uint8).reshape(n, slot)
+                present = raw[:, 0] == 1
+                if not present.any():
+                    continue
+                vals = raw[present, 1:].copy().view("<f2").astype(np.float32)
+                ids.append(b * BUCKET + np.nonzero(present)[0].astype(np.int64))
+                vecs.append(vals.reshape(-1, dim))
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.concatenate(ids), np.concatenate(vecs)
+
+    def encoded_task_ids(self, pid: int, version: str) -> set[int]:
+        """Task ids that already have an embedding from ``version`` (for incremental encoding)."""
+        ids, _ = self.all_embeddings(pid, version)
+        return set(ids.tolist())
+
+    def drop_embeddings(self, pid: int, version: str) -> None:
+        """Delete every embedding of one encoder version (after a new encoder replaced it)."""
+        set_key = self._k(pid, "emb", version, "buckets")
+        buckets = list(self.r.smembers(set_key))
+        for start in range(0, len(buckets), 1000):
+            self.r.delete(*[self._bucket_key(pid, version, int(b)) for b in buckets[start : start + 1000]])
+        self.r.delete(set_key)
+
+    # ---- labels ----------------------------------------------------------------------------------
+    def _label_keys(self, pid: int) -> list[str]:
+        return [self._k(pid, "labels"), self._k(pid, "ann"), self._k(pid, "task_anns"), self._k(pid, "gen")]
+
+    def record_annotation(self, pid: int, annotation_id: int, task_id: int, label: str | None) -> bool:
+        """Record what an annotation says about its task; ``label=None`` (cancelled/empty) withdraws it.
+
+        Returns:
+            True when the task's effective label changed (and the generation was bumped).
+        """
+        changed = self._record(
+            keys=self._label_keys(pid), args=[int(annotation_id), int(task_id), label or ""]
+        )
+        return bool(changed)
+
+    def delete_annotations(self, pid: int, annotation_ids: Iterable[int]) -> int:
+        """Forget annotations by id (Label Studio's delete webhook only carries ids)."""
+        ids = [int(a) for a in annotation_ids]
+        if not ids:
+            return 0
+        return int(self._delete(keys=self._label_keys(pid), args=ids))
+
+    def labels(self, pid: int) -> dict[int, str]:
+        """task id -> current label, for every labeled task."""
+        return {int(k): v.decode() for k, v in self.r.hgetall(self._k(pid, "labels")).items()}
+
+    def label_count(self, pid: int) -> int:
+        """How many tasks carry a label now."""
+        return int(self.r.hlen(self._k(pid, "labels")))
+
+    def annotation_count(self, pid: int) -> int:
+        """How many (not cancelled) annotations the backend has recorded."""
+        return int(self.r.hlen(self._k(pid, "ann")))
+
+    def generation(self, pid: int) -> int:
+        """The label generation: bumped on every change, so a head knows what it was trained on."""
+        return int(self.r.get(self._k(pid, "gen")) or 0)
+
+    # ---- training coordination -------------------------------------------------------------------
+    def mark_train_pending(self, pid: int, ttl: int) -> bool:
+        """Set the 'a training job is queued' flag; True if it was not set (so the caller enqueues).
+
+        The TTL frees a project whose queued job vanished (e.g. Redis flushed by hand).
+        """
+        return bool(self.r.set(self._k(pid, "train_pending"), 1, nx=True, ex=max(1, int(ttl))))
+
+    def clear_train_pending(self, pid: int) -> None:
+        """Called first by a starting training job, so labels arriving meanwhile queue one more run."""
+        self.r.delete(self._k(pid, "train_pending"))
+
+    def train_pending(self, pid: int) -> bool:
+        """Whether a training job is queued for the project."""
+        return bool(self.r.exists(self._k(pid, "train_pending")))
+
+    # ---- heads -----------------------------------------------------------------------------------
+    def publish_head(self, pid: int, blob: bytes, meta: Mapping[str, Any], generation: int) -> str | None:
+        """Atomically publish a head trained at ``generation``.
+
+        Returns:
+            The new version, or None when the current head was trained on the same or newer labels
+            (a slow, older run must never replace a newer model).
+        """
+        meta = dict(meta, generation=int(generation), published_at=time.time())
+        res = self._publish(
+            keys=[self._k(pid, "current"), self._k(pid, "heads"), self._k(pid, "history"), self._k(pid, "vseq")],
+            args=[self._k(pid, "head") + ":", blob, json.dumps(meta), int(generation), self.keep_versions],
+        )
+        return res.decode() if res else None
+
+    def current_version(self, pid: int) -> str | None:
+        """The head version served now (None before the first training)."""
+        v = self.r.get(self._k(pid, "current"))
+        return v.decode() if v else None
+
+    def head(self, pid: int, version: str) -> HeadRecord | None:
+        """A head's weights and metadata (None if unknown or trimmed from history)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self._k(pid, "head", version))
+        pipe.hget(self._k(pid, "heads"), version)
+        blob, meta = pipe.execute()
+        if blob is None or meta is None:
+            return None
+        return HeadRecord(version=version, blob=blob, meta=json.loads(meta))
+
+    def versions(self, pid: int) -> list[dict]:
+        """Metadata of the kept versions, newest first."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.lrange(self._k(pid, "history"), 0, -1)
+        pipe.hgetall(self._k(pid, "heads"))
+        order, metas = pipe.execute()
+        out = []
+        for v in order:
+            raw = metas.get(v)
+            if raw is not None:
+                out.append(json.loads(raw))
+        return out
+
+    def set_current_version(self, pid: int, version: str) -> None:
+        """Roll back (or forward) to a kept version.
+
+        Raises:
+            KeyError: if the version is not kept.
+        """
+        if not self.r.hexists(self._k(pid, "heads"), version):
+            raise KeyError(f"version {version!r} of project {pid} is not kept")
+        self.r.set(self._k(pid, "current"), version)
+
+    # ---- statistics ------------------------------------------------------------------------------
+    def incr_stat(self, pid: int, field: str, amount: float = 1) -> None:
+        """Add to a per-project counter (training runs, seconds, failures...)."""
+        if isinstance(amount, float) and not amount.is_integer():
+            self.r.hincrbyfloat(self._k(pid, "stats"), field, amount)
+        else:
+            self.r.hincrby(self._k(pid, "stats"), field, int(amount))
+
+    def stats(self, pid: int) -> dict[str, float]:
+        """Per-project counters."""
+        return {k.decode(): float(v) for k, v in self.r.hgetall(self._k(pid, "stats")).items()}
+
+    # ---- served predictions (live evaluation) ----------------------------------------------------
+    def record_served(self, pid: int, served: Mapping[int, Mapping[str, Any]]) -> None:
+        """Remember what was suggested for each task, to compare with the annotation that follows."""
+        if served:
+            self.r.hset(self._k(pid, "served"), mapping={int(t): json.dumps(dict(v)) for t, v in served.items()})
+
+    def served(self, pid: int, task_id: int) -> dict | None:
+        """What /predict last suggested for a task (None if nothing)."""
+        raw = self.r.hget(self._k(pid, "served"), int(task_id))
+        return json.loads(raw) if raw else None
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(self.r.ping())

@@ -1,0 +1,1 @@
+"""Everything that turns a task's image into a vector: fetch, decode, the network, training, encoding."""
