@@ -1,0 +1,393 @@
+"""Bulk-encode a Label Studio project's images into Redis, training the project's encoder when needed.
+
+The paper's idea: compress every image once, ahead of time, so that real-time training and prediction
+touch small vectors only. This command does that for a whole project:
+
+1. lists the tasks (Label Studio through label-studio-sdk, paged; or ``--images DIR``; or
+   ``--export FILE.json``, a Label Studio JSON export),
+2. trains the project's encoder on its own images when it has none (or with ``--retrain``) and stores it
+   in Redis as the project's current encoder,
+3. downloads, decodes and encodes the tasks that the current encoder has not encoded yet, in batches, and
+   writes each batch to Redis as soon as it is encoded: a rerun after Ctrl-C or a crash skips every task
+   already written,
+4. after a new encoder, queues a retraining of the project's head (its old head was trained on the old
+   encoder's vectors); embeddings of older encoders are dropped by a later run once a head trained on
+   the current encoder is being served.
+
+Usage::
+
+    LABEL_STUDIO_URL=http://localhost:8080 LABEL_STUDIO_API_KEY=... python scripts/encode_tasks.py --project 1
+    python scripts/encode_tasks.py --project 7 --images ./my-images      # no Label Studio needed
+    python scripts/encode_tasks.py --project 7 --export export.json --local-files-root /data/files
+
+Exit status: 0 done (even with failed images, which are listed), 1 nothing could be encoded or bad usage,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from backend.config import Config
+from backend.encoding import label_studio_access
+from backend.store import Store
+from encoder.artifact import EncoderArtifact
+from encoder.decode import DecodeError, choose_channels, decode_image
+from encoder.fetch import FetchError, ImageFetcher
+from encoder.objectives import get_objective
+from encoder.pipeline import TaskEncoder, task_image_url
+from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export, tasks_from_label_studio
+from encoder.train import train_encoder
+
+CHANNEL_SAMPLE = 64
+
+
+@dataclass
+class EncodeSummary:
+    """What a run did; ``line()`` is the one-line summary printed at the end."""
+
+    project: int
+    total: int = 0
+    encoded: int = 0
+    skipped: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    version: str = ""
+    trained: bool = False
+    train_seconds: float = 0.0
+    head_training_queued: bool = False
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def reasons(self) -> Counter[str]:
+        """Failures counted by category (``not_found``, ``auth``, ``decode``...)."""
+        return Counter(r.split(":", 1)[0] for r in self.failed.values())
+
+    def line(self) -> str:
+        why = ", ".join(f"{k}: {v}" for k, v in self.reasons().most_common())
+        why = f" ({why})" if why else ""
+        rate = self.encoded / self.seconds if self.seconds > 0 else 0.0
+        state = "INTERRUPTED (rerun to resume): " if self.interrupted else ""
+        trained = f", trained in {self.train_seconds:.1f} s" if self.trained else ""
+        return (
+            f"{state}project {self.project}, encoder {self.version or '-'}{trained}: "
+            f"encoded {self.encoded}, skipped {self.skipped} (already encoded), failed {len(self.failed)}"
+            f"{why}, of {self.total} tasks in {self.seconds:.1f} s ({rate:.0f} tasks/s)"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Encode every task image of a project into Redis (training the encoder when needed).",
+    )
+    p.add_argument("--project", type=int, required=True, help="Label Studio project id (also the store key)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "--images", metavar="DIR", help="encode a local folder of images instead of Label Studio"
+    )
+    src.add_argument("--export", metavar="FILE", help="encode the tasks of a Label Studio JSON export")
+    p.add_argument("--ls-url", help="Label Studio URL (default: LABEL_STUDIO_URL, else what /setup saved)")
+    p.add_argument(
+        "--local-files-root",
+        metavar="DIR",
+        help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: read /data/local-files/ from disk",
+    )
+    p.add_argument("--retrain", action="store_true", help="train a new encoder even if the project has one")
+    p.add_argument(
+        "--objective", default="autoencoder", help="encoder training objective (default: autoencoder)"
+    )
+    p.add_argument("--latent-dim", type=int, default=32, help="vector length (default 32)")
+    p.add_argument("--epochs", type=int, default=30, help="most training epochs (early stopping; default 30)")
+    p.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
+    p.add_argument(
+        "--image-size", type=int, default=28, help="images are resized to SIZE x SIZE (default 28)"
+    )
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 gray or 3 RGB (default: from the data)")
+    p.add_argument(
+        "--train-limit",
+        type=int,
+        default=20000,
+        help="train on at most this many random tasks (default 20000)",
+    )
+    p.add_argument("--batch-size", type=int, default=512, help="tasks per download/encode/write batch")
+    p.add_argument("--workers", type=int, default=16, help="concurrent downloads (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the training sample and weights")
+    p.add_argument("--redis-url", help="Redis URL (default: REDIS_URL)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _chunks(items: list[Any], n: int) -> list[list[Any]]:
+    return [items[i : i + n] for i in range(0, len(items), max(1, n))]
+
+
+def load_tasks(
+    opts: argparse.Namespace, config: Config, store: Store, progress: bool
+) -> list[dict[str, Any]]:
+    """The run's tasks, from the chosen source, without duplicates (last one wins)."""
+    if opts.images:
+        tasks = tasks_from_dir(opts.images)
+    elif opts.export:
+        tasks = tasks_from_export(opts.export)
+    else:
+        ls_url, api_key = _ls_access(opts, config, store)
+        if not ls_url or not api_key:
+            raise SystemExit(
+                "Label Studio URL and key are needed: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
+            )
+        bar = tqdm(desc="list tasks", unit="task", disable=not progress)
+        tasks = []
+        for t in tasks_from_label_studio(ls_url, api_key, opts.project):
+            tasks.append(t)
+            bar.update(1)
+        bar.close()
+    return list({t["id"]: t for t in tasks}.values())
+
+
+def _ls_access(opts: argparse.Namespace, config: Config, store: Store) -> tuple[str | None, str | None]:
+    url, key = label_studio_access(config, store.project(opts.project))
+    return (opts.ls_url or url), key
+
+
+def make_fetcher(opts: argparse.Namespace, config: Config, store: Store) -> Any:
+    """The image source for the tasks: a folder reader or an HTTP fetcher with Label Studio's auth."""
+    if opts.images:
+        return DirectoryFetcher(opts.images, max_bytes=config.max_image_bytes)
+    ls_url, api_key = _ls_access(opts, config, store)
+    return ImageFetcher(
+        ls_url,
+        api_key,
+        timeout=config.fetch_timeout,
+        max_bytes=config.max_image_bytes,
+        allowed_hosts=config.allowed_hosts,
+        allow_private_networks=config.allow_private_networks,
+        workers=opts.workers,
+        local_root=opts.local_files_root or getattr(config, "local_files_root", None) or None,
+    )
+
+
+def drop_stale_encoders(store: Store, pid: int, out: TextIO) -> None:
+    """Drop older encoders' embeddings once the served head was trained on the current encoder."""
+    current = store.current_encoder(pid)
+    served = store.current_version(pid)
+    if current is None or served is None:
+        return
+    metas = {m.get("version"): m for m in store.versions(pid)}
+    if metas.get(served, {}).get("encoder_version") != current.version:
+        return
+    for version in store.encoder_versions(pid):
+        if version != current.version:
+            store.drop_encoder(pid, version)
+            print(
+                f"dropped encoder {version} and its embeddings (head {served} uses {current.version})",
+                file=out,
+            )
+
+
+def train_for_project(
+    opts: argparse.Namespace,
+    tasks: list[dict[str, Any]],
+    fetcher: Any,
+    image_key: str | None,
+    max_pixels: int,
+    progress: bool,
+) -> tuple[EncoderArtifact, dict[int, np.ndarray]]:
+    """Download a sample of the tasks, train an encoder on it; returns it and the sample's images by id."""
+    rng = np.random.default_rng(opts.seed)
+    sample = tasks
+    if len(tasks) > opts.train_limit:
+        sample = [tasks[i] for i in sorted(rng.choice(len(tasks), opts.train_limit, replace=False))]
+    channels = opts.channels
+    images: dict[int, np.ndarray] = {}
+    bar = tqdm(total=len(sample), desc="download for training", unit="img", disable=not progress)
+    for chunk in _chunks(sample, opts.batch_size):
+        refs, ids = [], []
+        for t in chunk:
+            try:
+                refs.append(task_image_url(t, image_key))
+                ids.append(int(t["id"]))
+            except ValueError:
+                continue
+        blobs = fetcher.fetch_many(refs)
+        good = [(tid, b) for tid, b in zip(ids, blobs, strict=True) if not isinstance(b, FetchError)]
+        if channels is None and good:
+            channels = choose_channels([b for _, b in good[:CHANNEL_SAMPLE]], max_pixels=max_pixels)
+        for tid, blob in good:
+            try:
+                images[tid] = decode_image(
+                    blob, size=opts.image_size, channels=channels or 1, max_pixels=max_pixels
+                )
+            except DecodeError:
+                pass
+        bar.update(len(chunk))
+    bar.close()
+    if len(images) < 2:
+        raise SystemExit(
+            f"only {len(images)} of {len(sample)} training images could be loaded; nothing to train on"
+        )
+    stack = np.stack(list(images.values()))
+    artifact = train_encoder(
+        stack,
+        objective=opts.objective,
+        latent_dim=opts.latent_dim,
+        epochs=opts.epochs,
+        patience=opts.patience,
+        seed=opts.seed,
+        progress=progress,
+    )
+    return artifact, images
+
+
+def run(
+    opts: argparse.Namespace,
+    *,
+    config: Config | None = None,
+    store: Store | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    out: TextIO = sys.stderr,
+) -> EncodeSummary:
+    """Do the work of the command (importable for tests; ``on_batch(n)`` runs after batch n is written)."""
+    t0 = time.perf_counter()
+    config = config or Config.from_env(**({"redis_url": opts.redis_url} if opts.redis_url else {}))
+    store = store or Store.from_url(config.redis_url, keep_versions=config.keep_versions)
+    progress = not opts.no_progress
+    pid = opts.project
+    summary = EncodeSummary(project=pid)
+    get_objective(opts.objective)  # fail fast on a typo, before any download
+    drop_stale_encoders(store, pid, out)
+    tasks = load_tasks(opts, config, store, progress)
+    summary.total = len(tasks)
+    project = store.project(pid)
+    image_key = project.get("image_key") or None
+    fetcher = make_fetcher(opts, config, store)
+    try:
+        current = store.current_encoder(pid)
+        pre: dict[int, np.ndarray] = {}
+        if current is None or opts.retrain:
+            t_train = time.perf_counter()
+            artifact, pre = train_for_project(
+                opts, tasks, fetcher, image_key, config.max_image_pixels, progress
+            )
+            store.put_encoder(pid, artifact.version, artifact.to_bytes(), artifact.meta())
+            summary.trained, summary.train_seconds = True, time.perf_counter() - t_train
+            print(
+                f"trained encoder {artifact.version} ({artifact.info.get('epochs_run')} epochs, "
+                f"{len(pre)} images, {summary.train_seconds:.1f} s)",
+                file=out,
+            )
+        else:
+            blob = store.encoder_blob(pid, current.version)
+            if blob is None:
+                raise SystemExit(f"encoder {current.version} has no weights in Redis; rerun with --retrain")
+            artifact = EncoderArtifact.from_bytes(blob)
+            if (opts.image_size, opts.channels or artifact.channels) != (
+                artifact.image_size,
+                artifact.channels,
+            ):
+                print(
+                    f"note: using the current encoder's preprocessing ({artifact.image_size} px, "
+                    f"{artifact.channels} channel(s)); pass --retrain to change it",
+                    file=out,
+                )
+        summary.version = artifact.version
+        encode_all(
+            store,
+            pid,
+            artifact,
+            TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels),
+            tasks,
+            pre,
+            summary,
+            opts.batch_size,
+            progress,
+            on_batch,
+        )
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        fetcher.close()
+        summary.seconds = time.perf_counter() - t0
+    if summary.trained and not summary.interrupted:
+        summary.head_training_queued = queue_head_training(store, config, pid, out)
+    return summary
+
+
+def encode_all(
+    store: Store,
+    pid: int,
+    artifact: EncoderArtifact,
+    encoder: TaskEncoder,
+    tasks: list[dict[str, Any]],
+    pre: dict[int, np.ndarray],
+    summary: EncodeSummary,
+    batch_size: int,
+    progress: bool,
+    on_batch: Callable[[int], None] | None,
+) -> None:
+    """Encode the tasks the current encoder has not encoded yet, writing each batch as it is done."""
+    done = store.encoded_task_ids(pid, artifact.version)
+    todo = [t for t in tasks if int(t["id"]) not in done]
+    summary.skipped = len(tasks) - len(todo)
+    bar = tqdm(total=len(todo), desc=f"encode {artifact.version}", unit="task", disable=not progress)
+    for n, chunk in enumerate(_chunks(todo, batch_size), start=1):
+        ready = [t for t in chunk if int(t["id"]) in pre]
+        ids, images, errors = encoder.load_images([t for t in chunk if int(t["id"]) not in pre])
+        if ready:
+            ids = [int(t["id"]) for t in ready] + ids
+            images = np.concatenate([np.stack([pre.pop(int(t["id"])) for t in ready]), images])
+        if ids:
+            vectors = artifact.encode(images)
+            store.put_embeddings(pid, artifact.version, {tid: vectors[i] for i, tid in enumerate(ids)})
+        summary.encoded += len(ids)
+        summary.failed.update(errors)
+        bar.update(len(chunk))
+        bar.set_postfix(failed=len(summary.failed))
+        if on_batch is not None:
+            on_batch(n)
+    bar.close()
+
+
+def queue_head_training(store: Store, config: Config, pid: int, out: TextIO) -> bool:
+    """Queue a retraining of the head on the new encoder's vectors (the old head used the old ones)."""
+    try:
+        from rq import Queue
+
+        from backend.queueing import enqueue_training
+    except ImportError as exc:
+        print(f"note: head retraining not queued ({exc}); press 'Start training' in Label Studio", file=out)
+        return False
+    queued = enqueue_training(store, Queue(config.queue_name, connection=store.r), pid, config)
+    print(
+        "queued a head retraining on the new encoder" if queued else "a head retraining is already queued",
+        file=out,
+    )
+    return queued
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    try:
+        summary = run(opts)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for tid, reason in sorted(summary.failed.items())[:10]:
+        print(f"  task {tid}: {reason}", file=sys.stderr)
+    if len(summary.failed) > 10:
+        print(f"  ... and {len(summary.failed) - 10} more failures", file=sys.stderr)
+    print(summary.line())
+    if summary.interrupted:
+        return 130
+    return 1 if summary.total and not summary.encoded and not summary.skipped else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
