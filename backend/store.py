@@ -312,9 +312,12 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         buckets: set[int] = set()
         for task_id, vec in vectors.items():
-            arr = np.asarray(vec, dtype="<f2").reshape(-1)
+            arr = np.asarray(vec, dtype=np.float32).reshape(-1)
             if arr.shape[0] != dim:
                 raise ValueError(f"task {task_id}: embedding has {arr.shape[0]} values, encoder dim is {dim}")
+            if not np.isfinite(arr).all() or np.abs(arr).max(initial=0) > 65000:
+                raise ValueError(f"task {task_id}: embedding values must be finite and fit float16")
+            arr = arr.astype("<f2")
             b, i = divmod(int(task_id), BUCKET)
             buckets.add(b)
             pipe.setrange(self._bucket_key(pid, version, b), i * slot, b"\x01" + arr.tobytes())

@@ -1,0 +1,154 @@
+"""HTTP routes, as Label Studio's ML-backend protocol defines them.
+
+``GET /health``, ``POST /setup``, ``POST /predict``, ``POST /webhook``, ``GET /versions`` are what Label
+Studio calls; ``GET /`` and ``GET /metrics`` are for people and Prometheus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from rq import Queue
+from werkzeug.exceptions import BadRequest, UnprocessableEntity
+
+from backend.config import Config
+from backend.encoding import encode_missing
+from backend.metrics import Metrics
+from backend.predict import NO_MODEL_VERSION, HeadCache, predict_tasks
+from backend.projects import Projects, UnknownProject
+from backend.store import Store, project_id
+from backend.webhook import BadWebhook, WebhookHandler
+
+bp = Blueprint("dalt", __name__)
+
+
+@dataclass
+class Services:
+    """Everything a request needs, built once per app by ``create_app``."""
+
+    config: Config
+    store: Store
+    queue: Queue
+    projects: Projects
+    heads: HeadCache
+    webhooks: WebhookHandler
+    metrics: Metrics
+
+
+def services() -> Services:
+    return current_app.extensions["dalt"]
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400 that says what is wrong."""
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("request body must be JSON (Content-Type: application/json)")
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+def _pid(value: object) -> int:
+    try:
+        return project_id(value)
+    except ValueError as exc:
+        raise BadRequest(f"'project': {exc}") from None
+
+
+@bp.get("/health")
+def health() -> Response:
+    s = services()
+    s.store.ping()  # a Redis outage answers 503 (see the app's error handler)
+    return jsonify(status="UP", model_class="DALT")
+
+
+@bp.get("/")
+def index() -> Response:
+    s = services()
+    return jsonify(
+        status="UP",
+        model_class="DALT",
+        projects={str(p): s.store.current_version(p) or NO_MODEL_VERSION for p in s.store.projects()},
+    )
+
+
+@bp.post("/setup")
+def setup() -> Response:
+    s = services()
+    data = json_body()
+    pid = _pid(data.get("project"))
+    schema = data.get("schema")
+    if not isinstance(schema, str) or not schema.strip():
+        raise BadRequest("'schema' (the project's label config) must be a non-empty string")
+    hostname = data.get("hostname") if isinstance(data.get("hostname"), str) else None
+    token = data.get("access_token") if isinstance(data.get("access_token"), str) else None
+    try:
+        s.projects.configure(pid, schema, hostname=hostname, access_token=token)
+    except ValueError as exc:
+        raise UnprocessableEntity(str(exc)) from None
+    return jsonify(model_version=s.store.current_version(pid) or NO_MODEL_VERSION)
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    s = services()
+    data = json_body()
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        raise BadRequest("'tasks' must be a list of Label Studio tasks")
+    pid = _pid(data.get("project") or _project_of(tasks))
+    label_config = data.get("label_config")
+    if label_config is not None and not isinstance(label_config, str):
+        raise BadRequest("'label_config' must be a string")
+    try:
+        cfg = s.projects.config(pid, label_config)
+    except UnknownProject as exc:
+        raise UnprocessableEntity(str(exc)) from None
+    except ValueError as exc:
+        raise UnprocessableEntity(str(exc)) from None
+    version, results = predict_tasks(
+        s.store,
+        s.heads,
+        pid,
+        cfg,
+        tasks,
+        encode_missing=lambda todo: encode_missing(s.store, s.config, pid, todo),
+        encode_limit=s.config.predict_encode_limit,
+    )
+    s.metrics.predicted_tasks.inc(len(tasks))
+    return jsonify(results=results, model_version=version)
+
+
+def _project_of(tasks: list) -> object:
+    """Label Studio always sends 'project'; scripts may rely on the tasks' own project field."""
+    for t in tasks:
+        if isinstance(t, dict) and t.get("project") is not None:
+            return t["project"]
+    return None
+
+
+@bp.post("/webhook")
+def webhook() -> Response:
+    s = services()
+    try:
+        result = s.webhooks.handle(json_body())
+    except BadWebhook as exc:
+        raise BadRequest(str(exc)) from None
+    return jsonify(result.__dict__)
+
+
+@bp.get("/versions")
+def versions() -> Response:
+    s = services()
+    arg = request.args.get("project")
+    pids = [_pid(arg)] if arg else s.store.projects()
+    per_project = {str(p): {"current": s.store.current_version(p), "history": s.store.versions(p)} for p in pids}
+    flat = [h["version"] for p in per_project.values() for h in p["history"]]
+    return jsonify(versions=flat, projects=per_project)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(services().metrics.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,101 @@
+"""Prometheus metrics for ``GET /metrics``.
+
+Request counts and latencies are counted in the serving process (in gunicorn's multiprocess mode when
+``PROMETHEUS_MULTIPROC_DIR`` is set, so every worker's requests show up). Everything the RQ workers do
+(training runs and durations, queue depth, label counts, model versions) lives in Redis and is read at
+scrape time, so it is right whichever process did the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from rq import Queue
+
+from backend.store import Store
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class RedisCollector:
+    """Reads per-project state from Redis at scrape time."""
+
+    def __init__(self, store: Store, queue: Queue):
+        self.store = store
+        self.queue = queue
+
+    def collect(self) -> Iterator:
+        labels = GaugeMetricFamily("dalt_labels", "Labeled tasks per project", labels=["project"])
+        version = GaugeMetricFamily("dalt_model_version", "Number of the served head version", labels=["project"])
+        runs = CounterMetricFamily("dalt_training_runs", "Training jobs finished", labels=["project", "status"])
+        seconds = CounterMetricFamily("dalt_training_seconds", "Time spent in training jobs", labels=["project"])
+        failures = CounterMetricFamily("dalt_training_failures", "Training jobs that raised", labels=["project"])
+        depth = GaugeMetricFamily("dalt_queue_depth", "Jobs waiting in the RQ queue", labels=["queue"])
+        try:
+            for pid in self.store.projects():
+                p = str(pid)
+                labels.add_metric([p], self.store.label_count(pid))
+                current = self.store.current_version(pid)
+                version.add_metric([p], int(current[1:]) if current and current[1:].isdigit() else 0)
+                stats = self.store.stats(pid)
+                for status in ("published", "stale", "skipped"):
+                    runs.add_metric([p, status], stats.get(f"train_{status}", 0.0))
+                seconds.add_metric([p], stats.get("train_seconds", 0.0))
+                failures.add_metric([p], stats.get("train_failures", 0.0))
+            depth.add_metric([self.queue.name], self.queue.count)
+        except Exception:  # a scrape during a Redis outage still returns the request metrics
+            log.warning("metrics: Redis state unavailable", exc_info=True)
+            return
+        yield from (labels, version, runs, seconds, failures, depth)
+
+
+class Metrics:
+    """The request metrics of one app and the registry /metrics renders."""
+
+    def __init__(self, store: Store, queue: Queue):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dalt_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "dalt_http_request_seconds",
+            "HTTP request latency",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predicted_tasks = Counter("dalt_predicted_tasks", "Tasks answered by /predict", registry=self.registry)
+        self.redis_collector = RedisCollector(store, queue)
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Count one request."""
+        self.requests.labels(endpoint, method, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of everything."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        else:
+            registry = CollectorRegistry()
+            registry.register(_Forward(self.registry))
+        registry.register(self.redis_collector)
+        return generate_latest(registry)
+
+
+class _Forward:
+    """Lets a scrape registry include another registry's metrics."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+
+    def collect(self) -> Iterator:
+        return self.registry.collect()

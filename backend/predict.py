@@ -1,0 +1,141 @@
+"""The /predict path: cached embeddings -> head (cached in-process by version) -> pre-annotations.
+
+Label Studio swallows a failed /predict without retrying, so every task of a batch gets an answer: a
+task that cannot be predicted gets an empty result rather than failing its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from backend.head import Head, load_head
+from backend.labelconfig import ClassificationConfig
+from backend.store import Store
+
+log = logging.getLogger(__name__)
+
+# The version /setup and /predict report before a project's first head exists.
+NO_MODEL_VERSION = "v0"
+
+
+class HeadCache:
+    """Deserialized heads by (project, version): a version never changes, so no invalidation needed."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._heads: OrderedDict[tuple[int, str], tuple[Head, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, store: Store, pid: int, version: str) -> tuple[Head, dict] | None:
+        key = (pid, version)
+        with self._lock:
+            hit = self._heads.get(key)
+            if hit is not None:
+                self._heads.move_to_end(key)
+                return hit
+        record = store.head(pid, version)
+        if record is None:
+            return None
+        entry = (load_head(record.blob), record.meta)
+        with self._lock:
+            self._heads[key] = entry
+            while len(self._heads) > self.size:
+                self._heads.popitem(last=False)
+        return entry
+
+
+def _task_id(task: object) -> int | None:
+    if isinstance(task, dict):
+        tid = task.get("id")
+        if isinstance(tid, int) and not isinstance(tid, bool) and tid >= 0:
+            return tid
+    return None
+
+
+def predict_tasks(
+    store: Store,
+    heads: HeadCache,
+    pid: int,
+    cfg: ClassificationConfig,
+    tasks: list,
+    encode_missing: Callable[[list[dict]], dict[int, np.ndarray]] | None = None,
+    encode_limit: int = 64,
+) -> tuple[str, list[dict]]:
+    """Predict one batch of Label Studio tasks.
+
+    Args:
+        encode_missing: called with the tasks that have no cached embedding (at most ``encode_limit`` of
+            them, so one huge uncached batch cannot stall the request); returns vectors by task id.
+
+    Returns:
+        ``(model_version, results)`` with exactly one result per task, in order.
+    """
+    version = store.current_version(pid)
+    entry = heads.get(store, pid, version) if version else None
+    if entry is None:
+        return version or NO_MODEL_VERSION, [empty_prediction(version or NO_MODEL_VERSION) for _ in tasks]
+    head, meta = entry
+    ids = [_task_id(t) for t in tasks]
+    valid = [i for i, t in enumerate(ids) if t is not None]
+    enc_version = meta.get("encoder_version")
+    X = np.zeros((len(tasks), int(meta.get("dim") or 0)), np.float32)
+    found = np.zeros(len(tasks), bool)
+    if valid and enc_version:
+        vecs, ok = store.get_embeddings(pid, enc_version, [ids[i] for i in valid], meta.get("dim"))
+        if X.shape[1] == 0:
+            X = np.zeros((len(tasks), vecs.shape[1]), np.float32)
+        X[valid] = vecs
+        found[valid] = ok
+    missing = [i for i in valid if not found[i]]
+    if missing and encode_missing is not None:
+        current = store.current_encoder(pid)
+        if current is not None and current.version == enc_version:
+            todo = missing[:encode_limit]
+            try:
+                fresh = encode_missing([tasks[i] for i in todo])
+            except Exception:  # a broken encoder must not fail the batch
+                log.exception("project %s: on-the-fly encoding failed", pid)
+                fresh = {}
+            for i in todo:
+                vec = fresh.get(ids[i])
+                if vec is not None:
+                    X[i] = vec
+                    found[i] = True
+    results = [empty_prediction(version) for _ in tasks]
+    rows = np.nonzero(found)[0]
+    if len(rows):
+        labels, scores = head.predict(X[rows], np.array([ids[i] for i in rows], np.int64))
+        served = {}
+        for row, label, score in zip(rows, labels, scores, strict=True):
+            if label not in cfg.classes:
+                continue  # the config dropped that class since the head was trained
+            s = round(float(score), 4)
+            results[row] = {
+                "result": [
+                    {
+                        "from_name": cfg.from_name,
+                        "to_name": cfg.to_name,
+                        "type": "choices",
+                        "value": {"choices": [label]},
+                        "score": s,
+                    }
+                ],
+                "score": s,
+                "model_version": version,
+            }
+            served[ids[row]] = {"version": version, "label": label, "score": s}
+        try:
+            store.record_served(pid, served)
+        except Exception:  # live evaluation is best effort; predictions matter more
+            log.warning("project %s: could not record served predictions", pid, exc_info=True)
+    return version, results
+
+
+def empty_prediction(version: str) -> dict:
+    """A prediction with no result: Label Studio stores it, so it does not ask again for this version."""
+    return {"result": [], "score": 0.0, "model_version": version}

@@ -1,0 +1,169 @@
+"""Label Studio webhook events: record labels, queue training and encoding, answer in milliseconds.
+
+Label Studio sends webhooks synchronously inside the annotator's save request (1 s timeout, no retry),
+so nothing slow happens here: no training, no image download; those are RQ jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from rq import Queue
+
+from backend.config import Config
+from backend.labelconfig import ClassificationConfig
+from backend.projects import Projects
+from backend.queueing import enqueue_encoding, enqueue_training
+from backend.store import Store, project_id
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+
+
+class BadWebhook(ValueError):
+    """The payload lacks what its action needs (answered with 400)."""
+
+
+@dataclass
+class WebhookResult:
+    """What handling one event did (the webhook's JSON reply)."""
+
+    action: str
+    project: int
+    status: str = "ok"
+    labels_changed: int = 0
+    training_queued: bool = False
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class WebhookHandler:
+    """Dispatches webhook events by action."""
+
+    store: Store
+    projects: Projects
+    queue: Queue
+    config: Config
+
+    def handle(self, payload: object) -> WebhookResult:
+        """Handle one webhook payload.
+
+        Raises:
+            BadWebhook: not a JSON object, no action, no project id, or malformed action fields.
+        """
+        if not isinstance(payload, dict):
+            raise BadWebhook("webhook body must be a JSON object")
+        action = payload.get("action")
+        if not isinstance(action, str) or not action:
+            raise BadWebhook("webhook body needs an 'action' string")
+        project = payload.get("project")
+        try:
+            pid = project_id(project)
+        except ValueError as exc:
+            raise BadWebhook(f"webhook body needs 'project' with an id: {exc}") from None
+        cfg = self._learn_project(pid, project)
+        result = WebhookResult(action=action, project=pid)
+        if action in ANNOTATION_ACTIONS:
+            self._annotation(pid, cfg, payload, result)
+        elif action == "ANNOTATIONS_DELETED":
+            self._deleted(pid, payload, result)
+        elif action == "START_TRAINING":
+            result.training_queued = enqueue_training(self.store, self.queue, pid, self.config, force=True)
+        elif action == "TASKS_CREATED":
+            self._tasks_created(pid, payload, result)
+        else:
+            result.status = "ignored"
+        return result
+
+    def _learn_project(self, pid: int, project: object) -> ClassificationConfig | None:
+        """Save what the payload says about the project; a config DALT cannot serve is not an error here.
+
+        Webhooks for such a project are acknowledged (Label Studio would only log a failure), and /setup
+        reports the problem to the admin.
+        """
+        if not isinstance(project, dict):
+            return None
+        label_config = project.get("label_config")
+        min_ann = project.get("min_annotations_to_start_training")
+        title = project.get("title")
+        try:
+            return self.projects.configure(
+                pid,
+                label_config if isinstance(label_config, str) else None,
+                min_annotations=min_ann if isinstance(min_ann, int) and not isinstance(min_ann, bool) else None,
+                title=title if isinstance(title, str) else None,
+            )
+        except ValueError:
+            log.info("project %s: label config not supported; webhook acknowledged without labels", pid)
+            return None
+
+    def _config(self, pid: int, cfg: ClassificationConfig | None) -> ClassificationConfig | None:
+        if cfg is not None:
+            return cfg
+        try:
+            return self.projects.config(pid)
+        except (LookupError, ValueError):
+            return None
+
+    def _annotation(self, pid: int, cfg: ClassificationConfig | None, payload: dict, result: WebhookResult) -> None:
+        ann = payload.get("annotation")
+        if not isinstance(ann, dict):
+            raise BadWebhook(f"{result.action} needs an 'annotation' object")
+        ann_id = ann.get("id")
+        task = ann.get("task")
+        if isinstance(task, dict):
+            task = task.get("id")
+        if task is None and isinstance(payload.get("task"), dict):
+            task = payload["task"].get("id")
+        if not _is_id(ann_id) or not _is_id(task):
+            raise BadWebhook(f"{result.action} needs integer 'annotation.id' and 'annotation.task'")
+        cfg = self._config(pid, cfg)
+        if cfg is None:
+            result.status = "ignored"
+            result.detail["reason"] = "no supported label config known for this project"
+            return
+        result_items = ann.get("result")
+        if result_items is not None and not isinstance(result_items, list):
+            raise BadWebhook("'annotation.result' must be a list")
+        label = None if ann.get("was_cancelled") else cfg.label_of(result_items)
+        changed = self.store.record_annotation(pid, ann_id, task, label)
+        result.labels_changed = int(changed)
+        result.detail.update(task=task, label=label)
+        if changed:
+            result.training_queued = self._maybe_train(pid)
+
+    def _deleted(self, pid: int, payload: dict, result: WebhookResult) -> None:
+        anns = payload.get("annotations")
+        if not isinstance(anns, list):
+            raise BadWebhook("ANNOTATIONS_DELETED needs an 'annotations' list")
+        ids = [a.get("id") for a in anns if isinstance(a, dict)]
+        if not ids or not all(_is_id(i) for i in ids):
+            raise BadWebhook("ANNOTATIONS_DELETED needs annotations with integer ids")
+        result.labels_changed = self.store.delete_annotations(pid, ids)
+        if result.labels_changed:
+            result.training_queued = self._maybe_train(pid)
+
+    def _tasks_created(self, pid: int, payload: dict, result: WebhookResult) -> None:
+        tasks = payload.get("tasks")
+        if not isinstance(tasks, list):
+            raise BadWebhook("TASKS_CREATED needs a 'tasks' list")
+        slim = [
+            {"id": t["id"], "data": t.get("data") or {}}
+            for t in tasks
+            if isinstance(t, dict) and _is_id(t.get("id"))
+        ]
+        if slim and self.store.current_encoder(pid) is not None:
+            result.detail["encode_job"] = enqueue_encoding(self.queue, pid, slim, self.config)
+        result.detail["tasks"] = len(slim)
+
+    def _maybe_train(self, pid: int) -> bool:
+        minimum = int(self.store.project(pid).get("min_annotations") or 0)
+        if minimum and self.store.label_count(pid) < minimum:
+            return False
+        return enqueue_training(self.store, self.queue, pid, self.config)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

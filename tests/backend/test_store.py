@@ -1,0 +1,125 @@
+"""The Redis store against a real redis-server."""
+
+import numpy as np
+import pytest
+
+from backend.store import BUCKET, Store, project_id
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, 1), ("7", 7), ("12.1795682067", 12), ({"id": 3, "title": "x"}, 3)],
+)
+def test_project_id_accepts_label_studio_forms(value, expected):
+    assert project_id(value) == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "abc", "-1", 0, True, 1.5, {"title": "x"}, [1]])
+def test_project_id_rejects_garbage(value):
+    with pytest.raises(ValueError):
+        project_id(value)
+
+
+def test_embeddings_round_trip_in_order_with_misses(store: Store):
+    store.put_encoder(1, "e1", b"w", {"dim": 4})
+    vecs = {t: np.arange(4, dtype=np.float32) + t for t in (0, 5, BUCKET - 1, BUCKET, 3 * BUCKET + 7)}
+    assert store.put_embeddings(1, "e1", vecs) == 5
+    ask = [3 * BUCKET + 7, 5, 999_999, 0, BUCKET - 1, BUCKET, 6]
+    X, found = store.get_embeddings(1, "e1", ask)
+    assert found.tolist() == [True, True, False, True, True, True, False]
+    for pos, t in enumerate(ask):
+        if found[pos]:
+            np.testing.assert_allclose(X[pos], vecs[t], rtol=1e-3)
+        else:
+            assert not X[pos].any()
+
+
+def test_whole_bucket_reads_match_range_reads(store: Store):
+    store.put_encoder(1, "e1", b"w", {"dim": 3})
+    vecs = {t: np.full(3, t, np.float32) for t in range(1, 60)}
+    store.put_embeddings(1, "e1", vecs)
+    many, ok_many = store.get_embeddings(1, "e1", list(range(1, 60)))  # whole-bucket path
+    few, ok_few = store.get_embeddings(1, "e1", [3, 4])  # range path
+    assert ok_many.all() and ok_few.all()
+    np.testing.assert_array_equal(many[2:4], few)
+
+
+def test_embeddings_are_tagged_by_encoder_version(store: Store):
+    store.put_encoder(1, "old", b"", {"dim": 2})
+    store.put_embeddings(1, "old", {1: np.ones(2)})
+    store.put_encoder(1, "new", b"", {"dim": 2})
+    _, found = store.get_embeddings(1, "new", [1])
+    assert not found[0]
+    assert store.current_encoder(1).version == "new"
+    assert store.encoded_task_ids(1, "old") == {1}
+    store.drop_encoder(1, "old")
+    assert store.encoded_task_ids(1, "old") == set()
+
+
+def test_wrong_dimension_is_refused(store: Store):
+    store.put_encoder(1, "e", b"", {"dim": 2})
+    with pytest.raises(ValueError, match="dim is 2"):
+        store.put_embeddings(1, "e", {1: np.ones(3)})
+
+
+def test_all_embeddings_returns_every_task(store: Store):
+    store.put_encoder(2, "e", b"", {"dim": 2})
+    ids = [1, 2, 300, 70_000]
+    store.put_embeddings(2, "e", {t: np.array([t / 1000, -t / 1000], np.float32) for t in ids})
+    got_ids, X = store.all_embeddings(2, "e")
+    assert sorted(got_ids.tolist()) == ids
+    for t, row in zip(got_ids, X, strict=True):
+        np.testing.assert_allclose(row, [t / 1000, -t / 1000], rtol=1e-3)
+
+
+def test_annotation_lifecycle_and_generation(store: Store):
+    g0 = store.generation(1)
+    assert store.record_annotation(1, 10, 100, "cat")
+    assert store.labels(1) == {100: "cat"}
+    assert not store.record_annotation(1, 10, 100, "cat")  # same label again: no change
+    assert store.record_annotation(1, 10, 100, "dog")  # updated annotation
+    assert store.record_annotation(1, 11, 100, "cat")  # a second annotator: latest wins
+    assert store.labels(1) == {100: "cat"}
+    assert store.delete_annotations(1, [11]) == 1  # falls back to the remaining annotation
+    assert store.labels(1) == {100: "dog"}
+    assert store.record_annotation(1, 10, 100, None)  # cancelled: no label
+    assert store.labels(1) == {}
+    assert store.delete_annotations(1, [12345]) == 0
+    assert store.generation(1) > g0
+
+
+def test_publish_is_monotonic_and_refuses_older_generations(store: Store):
+    v1 = store.publish_head(1, b"a", {"labels": 1}, generation=5)
+    assert v1 == "v1" and store.current_version(1) == "v1"
+    assert store.publish_head(1, b"b", {}, generation=4) is None  # older run finishing late
+    assert store.publish_head(1, b"b", {}, generation=5) is None
+    v2 = store.publish_head(1, b"c", {}, generation=6)
+    assert v2 == "v2" and store.head(1, "v2").blob == b"c"
+    assert [m["version"] for m in store.versions(1)] == ["v2", "v1"]
+    store.set_current_version(1, "v1")
+    assert store.current_version(1) == "v1"
+    with pytest.raises(KeyError):
+        store.set_current_version(1, "v99")
+
+
+def test_history_is_capped(redis_client):
+    store = Store(redis_client, keep_versions=3)
+    for g in range(1, 6):
+        store.publish_head(1, b"x%d" % g, {}, generation=g)
+    assert [m["version"] for m in store.versions(1)] == ["v5", "v4", "v3"]
+    assert store.head(1, "v1") is None
+
+
+def test_train_pending_flag_coalesces(store: Store):
+    assert store.mark_train_pending(1, ttl=60)
+    assert not store.mark_train_pending(1, ttl=60)
+    store.clear_train_pending(1)
+    assert store.mark_train_pending(1, ttl=60)
+
+
+def test_projects_are_namespaced(store: Store):
+    store.record_annotation(1, 1, 1, "a")
+    store.record_annotation(2, 1, 1, "b")
+    assert store.labels(1) == {1: "a"} and store.labels(2) == {1: "b"}
+    store.save_project(3, title="t")
+    assert 3 in store.projects()

@@ -1,0 +1,260 @@
+"""Shared fixtures: a private redis-server, real `rq worker` processes, the app and its client.
+
+The suite never touches a user's Redis: it starts its own ``redis-server`` on a free loopback port with
+no persistence, and flushes it between tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from backend.app import create_app
+from backend.config import Config
+from backend.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
+    """Poll until ``predicate()`` is truthy; fail the test with a clear message after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def start_redis(tmp_dir: Path, port: int | None = None, *args: str) -> tuple[subprocess.Popen, str]:
+    """Start a private redis-server; returns the process and its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_dir), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def up() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.exceptions.ConnectionError:
+            return False
+
+    wait_for(up, timeout=10)
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a redis-server private to this test session."""
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def redis_client(redis_server: str) -> Iterator[redis.Redis]:
+    """A client on the private server, flushed before each test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def config(redis_server: str) -> Config:
+    """Configuration for tests: the private Redis, retries fast, no auth."""
+    return Config(redis_url=redis_server, log_level="WARNING")
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, config: Config) -> Store:
+    """A store on the flushed private Redis."""
+    return Store(redis_client, keep_versions=config.keep_versions)
+
+
+@pytest.fixture
+def app(config: Config, store: Store):
+    """The Flask app on the private Redis."""
+    return create_app(config, store=store)
+
+
+@pytest.fixture
+def client(app):
+    """Flask's test client."""
+    return app.test_client()
+
+
+def load_fixture(name: str) -> dict:
+    """A captured Label Studio request (``tests/fixtures/NAME.json``)."""
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def ls_payload() -> Callable[[str], dict]:
+    """Body of a captured Label Studio request, e.g. ``ls_payload("webhook_annotation_created")``."""
+    return lambda name: load_fixture(name)["body"]
+
+
+def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
+    """Environment for backend processes started by tests."""
+    env = dict(os.environ)
+    env.update(
+        REDIS_URL=redis_url,
+        PYTHONPATH=str(ROOT),
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        LOG_LEVEL="INFO",
+        DALT_TRAIN_RETRIES=env.get("DALT_TRAIN_RETRIES", "3"),
+    )
+    env.update(extra)
+    return env
+
+
+class Worker:
+    """A real ``rq worker`` process (not in-process execution)."""
+
+    def __init__(self, redis_url: str, log_path: Path, queue: str = "dalt", **env: str):
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        rq = Path(sys.executable).with_name("rq")
+        self.proc = subprocess.Popen(
+            [str(rq), "worker", "--url", redis_url, "--with-scheduler", "--worker-ttl", "5", queue],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=worker_env(redis_url, **env),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the worker's whole process group (the work horse too)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(15)
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM: finish the current job), then make sure it is gone."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def log(self) -> str:
+        """What the worker printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(redis_server: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Factory for real worker processes; all are stopped at the end of the test."""
+    workers: list[Worker] = []
+
+    def start(**env: str) -> Worker:
+        w = Worker(redis_server, tmp_path / f"worker{len(workers)}.log", **env)
+        workers.append(w)
+        return w
+
+    yield start
+    for w in workers:
+        w.stop()
+
+
+@pytest.fixture
+def rq_worker(start_worker: Callable[..., Worker], redis_client: redis.Redis) -> Worker:
+    """One real ``rq worker`` process on the private Redis."""
+    return start_worker()
+
+
+CONFIG_XML = load_fixture("setup")["body"]["schema"]  # Image + Choices zero/one/two, as LS sent it
+CLASSES = ("zero", "one", "two")
+
+
+def clustered_embeddings(n: int, dim: int = 8, seed: int = 0) -> tuple[list[int], np.ndarray, list[str]]:
+    """``n`` tasks (ids 1..n) whose embeddings form one well separated cluster per class."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 4, size=(len(CLASSES), dim))
+    y = [CLASSES[i % len(CLASSES)] for i in range(n)]
+    X = np.stack([centers[CLASSES.index(c)] for c in y]) + rng.normal(0, 0.5, size=(n, dim))
+    return list(range(1, n + 1)), X.astype("float32"), y
+
+
+@pytest.fixture
+def seeded_project(store: Store) -> Callable[..., dict]:
+    """Create project 1 as Label Studio's /setup would, with an encoder and cached embeddings.
+
+    Returns a dict with ``pid``, ``ids``, ``X``, ``y`` (the true class of each task).
+    """
+
+    def seed(n: int = 60, dim: int = 8, pid: int = 1, encoder_version: str = "enc-test") -> dict:
+        from backend.projects import Projects
+
+        ids, X, y = clustered_embeddings(n, dim)
+        Projects(store).configure(pid, CONFIG_XML)
+        store.put_encoder(pid, encoder_version, b"", {"dim": dim, "objective": "test"})
+        store.put_embeddings(pid, encoder_version, dict(zip(ids, X, strict=True)))
+        return {"pid": pid, "ids": ids, "X": X, "y": y, "encoder_version": encoder_version}
+
+    return seed
+
+
+@pytest.fixture
+def annotation_event(ls_payload: Callable[[str], dict]) -> Callable[..., dict]:
+    """Build an ANNOTATION_CREATED webhook body from the captured one, for any task and label."""
+
+    def make(ann_id: int, task_id: int, label: str | None, *, action: str = "ANNOTATION_CREATED",
+             pid: int = 1, cancelled: bool = False, min_annotations: int = 0) -> dict:
+        body = json.loads(json.dumps(ls_payload("webhook_annotation_created")))
+        body["action"] = action
+        ann = body["annotation"]
+        ann.update(id=ann_id, task=task_id, was_cancelled=cancelled, project=pid)
+        ann["result"] = (
+            [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+            if label is not None else []
+        )
+        body["task"]["id"] = task_id
+        body["project"].update(id=pid, min_annotations_to_start_training=min_annotations)
+        return body
+
+    return make
+
+
+def run_jobs(store: Store, queue_name: str = "dalt") -> None:
+    """Run queued jobs in this process (unit tests; integration tests use real workers)."""
+    from rq import Queue, SimpleWorker
+
+    SimpleWorker([Queue(queue_name, connection=store.r)], connection=store.r).work(burst=True)
