@@ -233,8 +233,8 @@ class Store:
         return sorted(int(p) for p in self.r.smembers(PROJECTS_KEY))
 
     def save_project(self, pid: int, **fields: Any) -> None:
-        """Create the project on first use and update its settings (JSON-encodes non-strings)."""
-        enc = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items() if v is not None}
+        """Create the project on first use and update its settings (values JSON-encoded)."""
+        enc = {k: json.dumps(v) for k, v in fields.items() if v is not None}
         pipe = self.r.pipeline(transaction=False)
         pipe.sadd(PROJECTS_KEY, pid)
         if enc:
@@ -247,8 +247,8 @@ class Store:
         out: dict[str, Any] = {}
         for k, v in raw.items():
             key, val = k.decode(), v.decode()
-            try:
-                out[key] = json.loads(val) if key not in ("label_config", "title") else val
+            try:  # every value is stored JSON-encoded, so a token like "1e5" stays a string
+                out[key] = json.loads(val)
             except ValueError:
                 out[key] = val
         return out

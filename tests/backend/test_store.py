@@ -123,3 +123,8 @@ def test_projects_are_namespaced(store: Store):
     assert store.labels(1) == {1: "a"} and store.labels(2) == {1: "b"}
     store.save_project(3, title="t")
     assert 3 in store.projects()
+
+
+def test_project_settings_keep_their_types(store: Store):
+    store.save_project(5, access_token="1e5", min_annotations=3, classes=["a", "b"], title="42")
+    assert store.project(5) == {"access_token": "1e5", "min_annotations": 3, "classes": ["a", "b"], "title": "42"}
