@@ -90,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--project", type=int, required=True, help="Label Studio project id (also the store key)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--images", metavar="DIR", help="encode a local folder of images instead of Label Studio"
-    )
+    src.add_argument("--images", metavar="DIR", help="encode a local folder of images instead of Label Studio")
     src.add_argument("--export", metavar="FILE", help="encode the tasks of a Label Studio JSON export")
     p.add_argument("--ls-url", help="Label Studio URL (default: LABEL_STUDIO_URL, else what /setup saved)")
     p.add_argument(
@@ -101,15 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: read /data/local-files/ from disk",
     )
     p.add_argument("--retrain", action="store_true", help="train a new encoder even if the project has one")
-    p.add_argument(
-        "--objective", default="autoencoder", help="encoder training objective (default: autoencoder)"
-    )
+    p.add_argument("--objective", default="autoencoder", help="encoder training objective (default: autoencoder)")
     p.add_argument("--latent-dim", type=int, default=32, help="vector length (default 32)")
     p.add_argument("--epochs", type=int, default=30, help="most training epochs (early stopping; default 30)")
     p.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
-    p.add_argument(
-        "--image-size", type=int, default=28, help="images are resized to SIZE x SIZE (default 28)"
-    )
+    p.add_argument("--image-size", type=int, default=28, help="images are resized to SIZE x SIZE (default 28)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 gray or 3 RGB (default: from the data)")
     p.add_argument(
         "--train-limit",
@@ -119,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=512, help="tasks per download/encode/write batch")
     p.add_argument("--workers", type=int, default=16, help="concurrent downloads (default 16)")
+    p.add_argument("--page-size", type=int, default=500, help="tasks per Label Studio API page")
     p.add_argument("--seed", type=int, default=0, help="seed for the training sample and weights")
     p.add_argument("--redis-url", help="Redis URL (default: REDIS_URL)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -129,9 +124,7 @@ def _chunks(items: list[Any], n: int) -> list[list[Any]]:
     return [items[i : i + n] for i in range(0, len(items), max(1, n))]
 
 
-def load_tasks(
-    opts: argparse.Namespace, config: Config, store: Store, progress: bool
-) -> list[dict[str, Any]]:
+def load_tasks(opts: argparse.Namespace, config: Config, store: Store, progress: bool) -> list[dict[str, Any]]:
     """The run's tasks, from the chosen source, without duplicates (last one wins)."""
     if opts.images:
         tasks = tasks_from_dir(opts.images)
@@ -140,12 +133,10 @@ def load_tasks(
     else:
         ls_url, api_key = _ls_access(opts, config, store)
         if not ls_url or not api_key:
-            raise SystemExit(
-                "Label Studio URL and key are needed: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"
-            )
+            raise SystemExit("Label Studio URL and key are needed: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY")
         bar = tqdm(desc="list tasks", unit="task", disable=not progress)
         tasks = []
-        for t in tasks_from_label_studio(ls_url, api_key, opts.project):
+        for t in tasks_from_label_studio(ls_url, api_key, opts.project, page_size=opts.page_size):
             tasks.append(t)
             bar.update(1)
         bar.close()
@@ -199,14 +190,20 @@ def train_for_project(
     image_key: str | None,
     max_pixels: int,
     progress: bool,
-) -> tuple[EncoderArtifact, dict[int, np.ndarray]]:
-    """Download a sample of the tasks, train an encoder on it; returns it and the sample's images by id."""
+) -> tuple[EncoderArtifact, dict[int, np.ndarray], dict[int, str]]:
+    """Download a sample of the tasks and train an encoder on it.
+
+    Returns:
+        The encoder, the sample's preprocessed images by task id (encoded next without a second
+        download) and the reasons of the sample's tasks that could not be loaded (not retried this run).
+    """
     rng = np.random.default_rng(opts.seed)
     sample = tasks
     if len(tasks) > opts.train_limit:
         sample = [tasks[i] for i in sorted(rng.choice(len(tasks), opts.train_limit, replace=False))]
     channels = opts.channels
     images: dict[int, np.ndarray] = {}
+    errors: dict[int, str] = {}
     bar = tqdm(total=len(sample), desc="download for training", unit="img", disable=not progress)
     for chunk in _chunks(sample, opts.batch_size):
         refs, ids = [], []
@@ -214,25 +211,26 @@ def train_for_project(
             try:
                 refs.append(task_image_url(t, image_key))
                 ids.append(int(t["id"]))
-            except ValueError:
-                continue
-        blobs = fetcher.fetch_many(refs)
-        good = [(tid, b) for tid, b in zip(ids, blobs, strict=True) if not isinstance(b, FetchError)]
+            except ValueError as exc:
+                errors[int(t["id"])] = f"bad_url: {exc}"
+        good = []
+        for tid, blob in zip(ids, fetcher.fetch_many(refs), strict=True):
+            if isinstance(blob, FetchError):
+                errors[tid] = f"{blob.reason}: {blob}"
+            else:
+                good.append((tid, blob))
         if channels is None and good:
             channels = choose_channels([b for _, b in good[:CHANNEL_SAMPLE]], max_pixels=max_pixels)
         for tid, blob in good:
             try:
-                images[tid] = decode_image(
-                    blob, size=opts.image_size, channels=channels or 1, max_pixels=max_pixels
-                )
-            except DecodeError:
-                pass
+                images[tid] = decode_image(blob, size=opts.image_size, channels=channels or 1, max_pixels=max_pixels)
+            except DecodeError as exc:
+                errors[tid] = f"decode: {exc}"
         bar.update(len(chunk))
+        bar.set_postfix(failed=len(errors))
     bar.close()
     if len(images) < 2:
-        raise SystemExit(
-            f"only {len(images)} of {len(sample)} training images could be loaded; nothing to train on"
-        )
+        raise SystemExit(f"only {len(images)} of {len(sample)} training images could be loaded; nothing to train on")
     stack = np.stack(list(images.values()))
     artifact = train_encoder(
         stack,
@@ -243,7 +241,7 @@ def train_for_project(
         seed=opts.seed,
         progress=progress,
     )
-    return artifact, images
+    return artifact, images, errors
 
 
 def run(
@@ -271,9 +269,10 @@ def run(
     try:
         current = store.current_encoder(pid)
         pre: dict[int, np.ndarray] = {}
+        pre_failed: dict[int, str] = {}
         if current is None or opts.retrain:
             t_train = time.perf_counter()
-            artifact, pre = train_for_project(
+            artifact, pre, pre_failed = train_for_project(
                 opts, tasks, fetcher, image_key, config.max_image_pixels, progress
             )
             store.put_encoder(pid, artifact.version, artifact.to_bytes(), artifact.meta())
@@ -305,6 +304,7 @@ def run(
             TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels),
             tasks,
             pre,
+            pre_failed,
             summary,
             opts.batch_size,
             progress,
@@ -327,19 +327,26 @@ def encode_all(
     encoder: TaskEncoder,
     tasks: list[dict[str, Any]],
     pre: dict[int, np.ndarray],
+    pre_failed: dict[int, str],
     summary: EncodeSummary,
     batch_size: int,
     progress: bool,
     on_batch: Callable[[int], None] | None,
 ) -> None:
-    """Encode the tasks the current encoder has not encoded yet, writing each batch as it is done."""
+    """Encode the tasks the current encoder has not encoded yet, writing each batch as it is done.
+
+    ``pre`` holds images already loaded for training; ``pre_failed`` tasks failed to load for training in
+    this run and are reported without a second try (a later run retries them).
+    """
     done = store.encoded_task_ids(pid, artifact.version)
     todo = [t for t in tasks if int(t["id"]) not in done]
     summary.skipped = len(tasks) - len(todo)
     bar = tqdm(total=len(todo), desc=f"encode {artifact.version}", unit="task", disable=not progress)
     for n, chunk in enumerate(_chunks(todo, batch_size), start=1):
         ready = [t for t in chunk if int(t["id"]) in pre]
-        ids, images, errors = encoder.load_images([t for t in chunk if int(t["id"]) not in pre])
+        summary.failed.update({int(t["id"]): pre_failed[int(t["id"])] for t in chunk if int(t["id"]) in pre_failed})
+        rest = [t for t in chunk if int(t["id"]) not in pre and int(t["id"]) not in pre_failed]
+        ids, images, errors = encoder.load_images(rest)
         if ready:
             ids = [int(t["id"]) for t in ready] + ids
             images = np.concatenate([np.stack([pre.pop(int(t["id"])) for t in ready]), images])
