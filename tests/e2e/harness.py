@@ -155,17 +155,11 @@ class LabelStudio:
         return Client(base_url=self.url, api_key=api_key or self.api_key, timeout=120)
 
     def create_personal_access_token(self) -> str:
-        """Create a personal access token (a JWT refresh token) for the admin via ``POST /api/token/``.
+        """Create the admin's personal access token (a JWT refresh token), as the Account page does.
 
-        Label Studio keeps one PAT per user; an existing one is revoked first via the blacklist endpoint
-        when its value is unknown, so this can be called more than once.
+        Label Studio keeps one per user: a second call fails until the first is revoked.
         """
-        r = requests.post(self.url + "/api/token/", headers=self.headers(), timeout=30)
-        if r.status_code == 409 or (r.status_code == 400 and "exist" in r.text.lower()):
-            raise RuntimeError("a personal access token already exists for this user: " + r.text[:300])
-        if r.status_code >= 400:
-            raise RuntimeError(f"POST /api/token/ -> {r.status_code}: {r.text[:300]}")
-        return r.json()["token"]
+        return self.sdk().tokens.create().token
 
     def stop(self) -> None:
         self.process.stop(timeout=20)
@@ -271,7 +265,7 @@ def start_backend(env: Mapping[str, str], log_dir: Path, port: int | None = None
 
 def start_worker(env: Mapping[str, str], log_dir: Path, queue: str = "dalt") -> ManagedProcess:
     """Start one ``rq worker`` on DALT's queue."""
-    argv = [venv_bin("rq"), "worker", "--url", env["REDIS_URL"], queue]
+    argv = [venv_bin("rq"), "worker", "--with-scheduler", "--url", env["REDIS_URL"], queue]
     return ManagedProcess("worker", argv, env, log_dir / "worker.log").start()
 
 

