@@ -86,9 +86,21 @@ def load_head(blob: bytes) -> Head:
         raise ValueError(f"not a head archive: {exc}") from None
     kind = str(arrays.pop("__kind__"))
     classes = [str(c) for c in arrays.pop("__classes__")]
+    _load_plugins()
     if kind not in _KINDS:
         raise ValueError(f"unknown head kind {kind!r}")
     return _KINDS[kind](classes, arrays)
+
+
+# Heads in their own modules register on import; imported on first use (they import this module).
+_PLUGINS = ("backend.spreading",)
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for mod in _PLUGINS:
+        importlib.import_module(mod)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -183,6 +195,7 @@ def fit_head(
     Raises:
         ValueError: for an unknown kind or no labels.
     """
+    _load_plugins()
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; known: {', '.join(sorted(HEADS))}")
     if len(y) == 0:

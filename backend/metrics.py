@@ -13,10 +13,11 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Queue
 
+from backend.evaluation import OUTCOMES, evaluation_summary
 from backend.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,20 @@ class RedisCollector:
         seconds = CounterMetricFamily("dalt_training_seconds", "Time spent in training jobs", labels=["project"])
         failures = CounterMetricFamily("dalt_training_failures", "Training jobs that raised", labels=["project"])
         depth = GaugeMetricFamily("dalt_queue_depth", "Jobs waiting in the RQ queue", labels=["queue"])
+        evaluated = CounterMetricFamily(
+            "dalt_predictions_evaluated",
+            "Annotations compared with the prediction served for their task, by model version and outcome",
+            labels=["project", "version", "outcome"],
+        )
+        acceptance = GaugeMetricFamily(
+            "dalt_acceptance_rate", "Share of served predictions the annotator kept (version 'all': every version)",
+            labels=["project", "version"],
+        )
+        lead = SummaryMetricFamily(
+            "dalt_annotation_lead_time_seconds",
+            "Annotation lead_time of tasks whose prediction was accepted or corrected",
+            labels=["project", "version", "outcome"],
+        )
         try:
             for pid in self.store.projects():
                 p = str(pid)
@@ -49,11 +64,26 @@ class RedisCollector:
                     runs.add_metric([p, status], stats.get(f"train_{status}", 0.0))
                 seconds.add_metric([p], stats.get("train_seconds", 0.0))
                 failures.add_metric([p], stats.get("train_failures", 0.0))
+                self._evaluation(pid, evaluated, acceptance, lead)
             depth.add_metric([self.queue.name], self.queue.count)
         except Exception:  # a scrape during a Redis outage still returns the request metrics
             log.warning("metrics: Redis state unavailable", exc_info=True)
             return
-        yield from (labels, version, runs, seconds, failures, depth)
+        yield from (labels, version, runs, seconds, failures, depth, evaluated, acceptance, lead)
+
+    def _evaluation(self, pid: int, evaluated, acceptance, lead) -> None:
+        """Live evaluation of the newest ``keep_versions`` evaluated versions, and of all versions together."""
+        summary = evaluation_summary(self.store, pid)
+        p = str(pid)
+        recent = list(summary["versions"].items())[-self.store.keep_versions :]
+        for v, s in [*recent, ("all", summary["total"])]:
+            if s["acceptance_rate"] is not None:
+                acceptance.add_metric([p, v], s["acceptance_rate"])
+            for o in OUTCOMES:
+                if v != "all":
+                    evaluated.add_metric([p, v, o], s[o])
+                if s[f"lead_time_{o}_count"]:
+                    lead.add_metric([p, v, o], s[f"lead_time_{o}_count"], s[f"lead_time_{o}_sum"])
 
 
 class Metrics:

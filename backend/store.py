@@ -27,6 +27,9 @@ Layout (``P`` = ``dalt:{p<ID>}``)::
     P:history                     list   versions, newest first, capped (older heads are deleted)
     P:stats                       hash   counters: train_runs, train_seconds, train_skipped, ...
     P:served                      hash   task id -> JSON {version, label, score} served by /predict
+                                         (+ outcome once an annotation was compared with it)
+    P:eval                        hash   "<version>:<accepted|corrected>" -> count, and
+                                         "<version>:<outcome>:lead_sum" / ":lead_n" (annotation lead_time)
 
 Embeddings are packed into fixed slots of 256-task buckets instead of one key or hash field per task:
 per-key and per-field overhead in Redis is 50-90 bytes, more than a 32-dim float16 vector itself.
@@ -197,6 +200,29 @@ redis.call('LTRIM', history, 0, keep - 1)
 return version
 """
 
+# Lua: compare an annotation's label with the prediction served for its task, count the outcome per
+# version (once per served prediction) and add its lead time. Returns the outcome, or false when nothing
+# was served for the task or this served prediction was already evaluated.
+_RECORD_OUTCOME = """
+local served, evals = KEYS[1], KEYS[2]
+local task_id, label, lead = ARGV[1], ARGV[2], ARGV[3]
+local raw = redis.call('HGET', served, task_id)
+if not raw then return false end
+local s = cjson.decode(raw)
+if s['outcome'] or not s['version'] then return false end
+local outcome = 'corrected'
+if s['label'] == label then outcome = 'accepted' end
+local f = s['version'] .. ':' .. outcome
+redis.call('HINCRBY', evals, f, 1)
+if lead ~= '' then
+  redis.call('HINCRBYFLOAT', evals, f .. ':lead_sum', lead)
+  redis.call('HINCRBY', evals, f .. ':lead_n', 1)
+end
+s['outcome'] = outcome
+redis.call('HSET', served, task_id, cjson.encode(s))
+return outcome
+"""
+
 
 class Store:
     """Typed access to DALT's data in Redis.
@@ -212,6 +238,7 @@ class Store:
         self._record = client.register_script(_RECORD_ANNOTATION)
         self._delete = client.register_script(_DELETE_ANNOTATIONS)
         self._publish = client.register_script(_PUBLISH_HEAD)
+        self._outcome = client.register_script(_RECORD_OUTCOME)
 
     @classmethod
     def from_url(cls, url: str, keep_versions: int = 10, **kwargs: Any) -> Store:
@@ -544,6 +571,25 @@ class Store:
         """What /predict last suggested for a task (None if nothing)."""
         raw = self.r.hget(self._k(pid, "served"), int(task_id))
         return json.loads(raw) if raw else None
+
+    def record_outcome(self, pid: int, task_id: int, label: str, lead_time: float | None = None) -> str | None:
+        """Compare a submitted label with what /predict served for the task, in one round trip.
+
+        Returns:
+            ``"accepted"`` or ``"corrected"`` (counted for the served version), or None when nothing was
+            served for the task or that suggestion was already evaluated (an update of the annotation).
+        """
+        lead = "" if lead_time is None else repr(float(lead_time))
+        res = self._outcome(keys=[self._k(pid, "served"), self._k(pid, "eval")], args=[int(task_id), label, lead])
+        return res.decode() if res else None
+
+    def evaluation(self, pid: int) -> dict[str, dict[str, float]]:
+        """Live-evaluation counters by model version: ``{version: {"accepted": n, "accepted:lead_sum": s, ...}}``."""
+        out: dict[str, dict[str, float]] = {}
+        for k, v in self.r.hgetall(self._k(pid, "eval")).items():
+            version, _, rest = k.decode().partition(":")
+            out.setdefault(version, {})[rest] = float(v)
+        return out
 
     def ping(self) -> bool:
         """True when Redis answers."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from rq import Queue
 
 from backend.config import Config
+from backend.evaluation import record_outcome
 from backend.labelconfig import ClassificationConfig
 from backend.projects import Projects
 from backend.queueing import enqueue_encoding, enqueue_training
@@ -131,6 +132,9 @@ class WebhookHandler:
         changed = self.store.record_annotation(pid, ann_id, task, label)
         result.labels_changed = int(changed)
         result.detail.update(task=task, label=label)
+        outcome = record_outcome(self.store, pid, task, label, ann.get("lead_time"))  # live evaluation
+        if outcome:
+            result.detail["prediction"] = outcome
         if changed:
             result.training_queued = self._maybe_train(pid)
 
