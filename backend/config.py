@@ -46,6 +46,9 @@ class Config:
     max_image_pixels: int = 40_000_000
     allowed_hosts: tuple[str, ...] = ()
     allow_private_networks: bool = False
+    # Lost webhooks (see backend.reconcile)
+    reconcile_delay: float = 5.0
+    reconcile_interval: float = 60.0
 
     _ENV = {
         "redis_url": "REDIS_URL",
@@ -67,6 +70,8 @@ class Config:
         "max_image_pixels": "DALT_MAX_IMAGE_PIXELS",
         "allowed_hosts": "DALT_ALLOWED_HOSTS",
         "allow_private_networks": "DALT_ALLOW_PRIVATE_NETWORKS",
+        "reconcile_delay": "DALT_RECONCILE_DELAY",
+        "reconcile_interval": "DALT_RECONCILE_INTERVAL",
     }
 
     @classmethod

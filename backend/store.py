@@ -28,6 +28,12 @@ Layout (``P`` = ``dalt:{p<ID>}``)::
     P:stats                       hash   counters: train_runs, train_seconds, train_skipped, ...
     P:served                      hash   task id -> JSON {version, label, score} served by /predict
                                          (+ outcome once an annotation was compared with it)
+    P:ann_live / P:ann_skipped    set    annotation ids that exist in Label Studio, not cancelled /
+                                         cancelled (compared with its counters: lost webhooks)
+    P:ann_gone                    set    annotation ids whose deletion a webhook reported
+    P:ls_counters                 hash   the project counters of the latest webhook
+    P:reconcile                   string set while a reconcile job is queued (coalescing flag)
+    P:reconcile_at                string when the last reconcile job started (rate limit)
     P:eval                        hash   "<version>:<accepted|corrected>" -> count, and
                                          "<version>:<outcome>:lead_sum" / ":lead_n" (annotation lead_time)
 
@@ -495,6 +501,99 @@ class Store:
     def train_pending(self, pid: int) -> bool:
         """Whether a training job is queued for the project."""
         return bool(self.r.exists(self._k(pid, "train_pending")))
+
+    # ---- reconcile (lost webhooks, see backend.reconcile) ----------------------------------------
+    def observe_annotations(
+        self,
+        pid: int,
+        live: Iterable[int] = (),
+        skipped: Iterable[int] = (),
+        gone: Iterable[int] = (),
+        counters: Mapping[str, int] | None = None,
+    ) -> tuple[int, int]:
+        """Note which annotations exist (as Label Studio counts them) and its latest counters, in one trip.
+
+        Args:
+            live: annotation ids that exist and are not cancelled (counted in ``total_annotations_number``).
+            skipped: cancelled annotation ids (``skipped_annotations_number``).
+            gone: deleted annotation ids (remembered: Label Studio never reuses an id, and a crawl that
+                began before the delete still lists them).
+            counters: the webhook's project counters, kept for the reconcile job.
+
+        Returns:
+            ``(live, skipped)`` counts after the update.
+        """
+        live_key, skip_key = self._k(pid, "ann_live"), self._k(pid, "ann_skipped")
+        live, skipped, gone = [int(a) for a in live], [int(a) for a in skipped], [int(a) for a in gone]
+        pipe = self.r.pipeline(transaction=True)
+        if live:
+            pipe.sadd(live_key, *live)
+            pipe.srem(skip_key, *live)
+        if skipped:
+            pipe.sadd(skip_key, *skipped)
+            pipe.srem(live_key, *skipped)
+        if gone:
+            pipe.srem(live_key, *gone)
+            pipe.srem(skip_key, *gone)
+            pipe.sadd(self._k(pid, "ann_gone"), *gone)
+        if counters:
+            pipe.hset(self._k(pid, "ls_counters"), mapping={k: int(v) for k, v in counters.items()})
+        pipe.scard(live_key)
+        pipe.scard(skip_key)
+        res = pipe.execute()
+        return int(res[-2]), int(res[-1])
+
+    def seen_annotations(self, pid: int) -> tuple[set[int], set[int]]:
+        """``(live, skipped)`` annotation ids the backend knows of."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.smembers(self._k(pid, "ann_live"))
+        pipe.smembers(self._k(pid, "ann_skipped"))
+        live, skipped = pipe.execute()
+        return {int(a) for a in live}, {int(a) for a in skipped}
+
+    def deleted_annotation_ids(self, pid: int) -> set[int]:
+        """Annotation ids whose deletion a webhook reported."""
+        return {int(a) for a in self.r.smembers(self._k(pid, "ann_gone"))}
+
+    def replace_seen_annotations(self, pid: int, live: Iterable[int], skipped: Iterable[int]) -> None:
+        """Set the known annotation ids to what a full resync found (atomically)."""
+        live_key, skip_key = self._k(pid, "ann_live"), self._k(pid, "ann_skipped")
+        live, skipped = [int(a) for a in live], [int(a) for a in skipped]
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(live_key, skip_key)
+        for key, ids in ((live_key, live), (skip_key, skipped)):
+            for start in range(0, len(ids), 10_000):
+                pipe.sadd(key, *ids[start : start + 10_000])
+        pipe.execute()
+
+    def ls_counters(self, pid: int) -> dict[str, int]:
+        """The project counters of the latest webhook (``total_annotations_number``, ...)."""
+        return {k.decode(): int(v) for k, v in self.r.hgetall(self._k(pid, "ls_counters")).items()}
+
+    def annotation_labels(self, pid: int) -> dict[int, tuple[int, str]]:
+        """annotation id -> (task id, label) for every recorded labeled annotation."""
+        out: dict[int, tuple[int, str]] = {}
+        for task, raw in self.r.hgetall(self._k(pid, "task_anns")).items():
+            for ann_id, label in json.loads(raw):
+                out[int(ann_id)] = (int(task), str(label))
+        return out
+
+    def mark_reconcile(self, pid: int, ttl: int) -> bool:
+        """Set the 'a reconcile job is queued' flag; True if it was not set (so the caller enqueues)."""
+        return bool(self.r.set(self._k(pid, "reconcile"), 1, nx=True, ex=max(1, int(ttl))))
+
+    def clear_reconcile(self, pid: int, started_at: float | None = None) -> None:
+        """Clear the flag; a starting reconcile job passes its start time (the rate limit counts from it)."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self._k(pid, "reconcile"))
+        if started_at is not None:
+            pipe.set(self._k(pid, "reconcile_at"), repr(float(started_at)))
+        pipe.execute()
+
+    def last_reconcile(self, pid: int) -> float | None:
+        """When the project's last reconcile job started (epoch seconds), or None."""
+        raw = self.r.get(self._k(pid, "reconcile_at"))
+        return float(raw) if raw else None
 
     # ---- heads -----------------------------------------------------------------------------------
     def publish_head(self, pid: int, blob: bytes, meta: Mapping[str, Any], generation: int) -> str | None:

@@ -16,6 +16,7 @@ from backend.evaluation import record_outcome
 from backend.labelconfig import ClassificationConfig
 from backend.projects import Projects
 from backend.queueing import enqueue_encoding, enqueue_training
+from backend.reconcile import enqueue_reconcile, observe_webhook
 from backend.store import Store, project_id
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,13 @@ class WebhookHandler:
             self._tasks_created(pid, payload, result)
         else:
             result.status = "ignored"
+        if self._config(pid, cfg) is not None:  # lost webhooks: compare counters, resync in a job
+            if action == "START_TRAINING":
+                result.detail["reconcile"] = enqueue_reconcile(
+                    self.store, self.queue, self.config, pid, reason="START_TRAINING", force=True
+                )
+            else:
+                result.detail["reconcile"] = observe_webhook(self.store, self.queue, self.config, pid, payload)
         return result
 
     def _learn_project(self, pid: int, project: object) -> ClassificationConfig | None:
@@ -128,6 +136,9 @@ class WebhookHandler:
         result_items = ann.get("result")
         if result_items is not None and not isinstance(result_items, list):
             raise BadWebhook("'annotation.result' must be a list")
+        unknown = None if ann.get("was_cancelled") else _unknown_choice(cfg, result_items)
+        if unknown is not None:  # recording it as "no label" would silently drop the task's label
+            raise BadWebhook(f"label {unknown!r} is not one of the project's classes: {', '.join(cfg.classes)}")
         label = None if ann.get("was_cancelled") else cfg.label_of(result_items)
         changed = self.store.record_annotation(pid, ann_id, task, label)
         result.labels_changed = int(changed)
@@ -167,6 +178,18 @@ class WebhookHandler:
         if minimum and self.store.label_count(pid) < minimum:
             return False
         return enqueue_training(self.store, self.queue, pid, self.config)
+
+
+def _unknown_choice(cfg: ClassificationConfig, items: list | None) -> str | None:
+    """The first choice of this project's control that its label config does not list (None if none)."""
+    for item in items or []:
+        if isinstance(item, dict) and item.get("from_name") == cfg.from_name:
+            value = item.get("value")
+            choices = value.get("choices") if isinstance(value, dict) else None
+            for c in choices if isinstance(choices, list) else []:
+                if not isinstance(c, str) or c not in cfg.classes:
+                    return str(c)
+    return None
 
 
 def _is_id(value: object) -> bool:

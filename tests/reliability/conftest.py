@@ -28,6 +28,27 @@ BIN = Path(sys.executable).parent
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (from /proc; children first, so a kill leaves no orphan running)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: list[int] = []
+    frontier = [pid]
+    while frontier:
+        kids = [p for p, pp in parents.items() if pp in frontier]
+        out = kids + out
+        frontier = kids
+    return out
+
+
 class Proc:
     """A process in its own group, its output in a log file."""
 
@@ -41,21 +62,32 @@ class Proc:
         return self.proc.poll() is None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (``kill -9`` by default) and reap the leader."""
+        """``kill -9`` the process and every descendant, as when its container or machine dies.
+
+        Signalling the process group is not enough: RQ's work horse calls ``setsid()``, so it lives in a
+        group of its own and would finish the job after its worker died.
+        """
         if self.alive():
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+            for pid in [*descendants(self.proc.pid), self.proc.pid]:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
             self.proc.wait(20)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL for whatever is left in the group."""
+        """SIGTERM, then SIGKILL for whatever is left (descendants are listed first: they outlive a leader)."""
+        kids = descendants(self.proc.pid) if self.alive() else []
         if self.alive():
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(15)
             except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
