@@ -1,0 +1,43 @@
+"""scripts/report.py prints the live evaluation recorded in Redis."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+from tests.conftest import ROOT
+
+_spec = importlib.util.spec_from_file_location("report", ROOT / "scripts" / "report.py")
+report = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("report", report)
+_spec.loader.exec_module(report)
+
+
+def _seed(store) -> None:
+    store.save_project(7, title="digits")
+    store.record_served(7, {1: {"version": "v1", "label": "a", "score": 0.9},
+                            2: {"version": "v1", "label": "b", "score": 0.9},
+                            3: {"version": "v2", "label": "a", "score": 0.9}})
+    store.record_outcome(7, 1, "a", 2.0)
+    store.record_outcome(7, 2, "a", 8.0)
+    store.record_outcome(7, 3, "a", 3.0)
+
+
+def test_report_prints_versions_rates_and_lead_times(store, redis_server, capsys) -> None:
+    _seed(store)
+    store.save_project(8)
+    assert report.main(["--redis-url", redis_server]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  v") or "  all" in line}
+    assert lines["v1"][1:5] == ["2", "1", "1", "50.0%"] and lines["v1"][5:] == ["2.0", "8.0"]
+    assert lines["v2"][1:5] == ["1", "1", "0", "100.0%"]
+    assert "project 8" in out and "no annotation has been compared" in out
+    assert "2 project(s), 3 annotations evaluated, 66.7% of predictions accepted" in out
+
+
+def test_report_json_for_one_project(store, redis_server, capsys) -> None:
+    _seed(store)
+    assert report.main(["--redis-url", redis_server, "--project", "7", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["7"]["total"]["accepted"] == 2 and data["7"]["versions"]["v1"]["lead_time_corrected_mean"] == 8.0

@@ -1,0 +1,67 @@
+"""scripts/simulate.py --quick end to end on scikit-learn digits: real Redis, training and predict paths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+_spec = importlib.util.spec_from_file_location("simulate", ROOT / "scripts" / "simulate.py")
+simulate = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("simulate", simulate)
+_spec.loader.exec_module(simulate)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory, redis_server):
+    out = tmp_path_factory.mktemp("study")
+    argv = ["--dataset", "digits", "--quick", "--limit", "160", "--epochs", "1", "--no-progress",
+            "--methods", "raw+lr,contrastive+spread,contrastive+spread+coldstart",
+            "--redis-url", redis_server, "--json", str(out / "digits.json"), "--plot", str(out)]
+    report = simulate.main(argv)
+    return report, out
+
+
+def test_quick_study_writes_the_required_json(quick_report) -> None:
+    report, out = quick_report
+    data = json.loads((out / "digits.json").read_text())
+    assert 0.0 <= data["acceptance_rate"] <= 1.0
+    assert data["default_method"] == "contrastive+spread"
+    curve = data["rest_accuracy"]
+    assert curve and all(0.0 <= v <= 1.0 for v in curve.values())
+    assert {"10", "50", "100"} <= set(curve)  # checkpoints always get a head
+    assert set(data["methods"]) == {"raw+lr", "contrastive+spread", "contrastive+spread+coldstart"}
+    for m in data["methods"].values():
+        assert m["tasks"] == 160 and m["accepted"] + m["corrected"] == 160
+        assert len(m["acceptance_per_block"]) == 2  # blocks of 100 in quick mode
+        assert set(m["labels_to_reach"]) == {"0.90", "0.95", "0.97"}
+    # Digits are easy: far better than chance (10%) with a hundred labels, whatever the method.
+    assert data["methods"]["raw+lr"]["acceptance_rate"] > 0.6
+
+
+def test_live_evaluation_saw_what_the_replay_saw(quick_report) -> None:
+    report, _ = quick_report
+    for m in report["methods"].values():
+        live = m["live_evaluation"]
+        # Only the very first task had no head to suggest anything.
+        assert live["evaluated"] == m["tasks"] - 1
+        assert live["accepted"] == m["accepted"]
+
+
+def test_plots_are_png_files(quick_report) -> None:
+    report, out = quick_report
+    assert sorted(p.name for p in out.glob("*.png")) == ["digits_acceptance.png", "digits_learning.png"]
+    for p in out.glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_retraining_rule_and_labels_to_reach() -> None:
+    assert all(simulate.should_train(n, n - 1, 100, 0.05) for n in range(1, 101))
+    assert not simulate.should_train(101, 100, 100, 0.05) and simulate.should_train(105, 100, 100, 0.05)
+    assert simulate.should_train(1000, 990, 100, 0.05)  # a checkpoint
+    assert simulate.labels_to_reach({10: 0.5, 20: 0.91, 30: 0.89, 40: 0.96}, 0.9) == 20
+    assert simulate.labels_to_reach({10: 0.5}, 0.9) is None
