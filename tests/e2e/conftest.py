@@ -171,43 +171,8 @@ def make_project(label_studio: harness.LabelStudio) -> Callable[..., int]:
     return make
 
 
-def upload_images(ls: harness.LabelStudio, pid: int, paths: list[Path], headers: dict | None = None,
-                  batch: int = 50) -> list[int]:
-    """Import image files as uploads (multipart ``POST /api/projects/ID/import``); returns the task ids.
-
-    Label Studio reads one file per form field, so each file gets its own field name, and refuses more
-    than 100 files per request (Django's ``DATA_UPLOAD_MAX_NUMBER_FILES``), hence the batches.
-    """
-    task_ids: list[int] = []
-    for start in range(0, len(paths), batch):
-        chunk = paths[start:start + batch]
-        files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(chunk)]
-        r = requests.post(f"{ls.url}/api/projects/{pid}/import", headers=headers or ls.headers(), files=files,
-                          params={"return_task_ids": "true"}, timeout=120)
-        assert r.status_code == 201, r.text
-        body = r.json()
-        assert body["task_count"] == len(chunk), body
-        task_ids += body["task_ids"]
-    return task_ids
-
-
-def import_local_files(client, ls: harness.LabelStudio, pid: int, folder: Path) -> int:
-    """Connect ``folder`` (under Label Studio's document root) as local import storage and sync it."""
-    storage = client.import_storage.local.create(project=pid, path=str(folder), use_blob_urls=True,
-                                                 regex_filter=r".*\.png")
-    client.import_storage.local.sync(id=storage.id)
-    return storage.id
-
-
 def tasks_of(client, pid: int) -> list:
     return list(client.tasks.list(project=pid))
-
-
-def connect_backend(client, pid: int, url: str, title: str = "DALT") -> int:
-    """Connect the backend like the Model settings page does; returns the ML backend id."""
-    ml = client.ml.create(url=url, project=pid, title=title, is_interactive=False)
-    return ml.id
-
 
 
 @dataclass
@@ -240,11 +205,11 @@ def trained_project(label_studio: harness.LabelStudio, dalt: Dalt, mnist: Mnist,
     client = label_studio.sdk()
     pid = client.projects.create(title="MNIST digits", label_config=harness.DIGITS_LABEL_CONFIG).id
     uploads = harness.write_mnist_pngs(e2e_dir / "uploads", UPLOADED)
-    upload_images(label_studio, pid, [path for path, _ in uploads])
+    harness.upload_images(label_studio, pid, [path for path, _ in uploads])
     local_dir = label_studio.document_root / "mnist"
     harness.write_mnist_pngs(local_dir, LOCAL, offset=UPLOADED)
-    import_local_files(client, label_studio, pid, local_dir)
-    ml_id = connect_backend(client, pid, dalt.url)
+    harness.import_local_files(client, pid, local_dir)
+    ml_id = harness.connect_backend(client, pid, dalt.url)
     dalt.encode(pid)
 
     tasks = tasks_of(client, pid)

@@ -221,6 +221,30 @@ def start_label_studio(data_dir: Path, document_root: Path, port: int | None = N
 
 
 # ------------------------------------------------------------------------------------------ DALT processes
+def start_redis(data_dir: Path, log_dir: Path, port: int | None = None,
+                timeout: float = 15) -> tuple[str, ManagedProcess]:
+    """A private ``redis-server`` on loopback with AOF persistence in ``data_dir`` (never the user's Redis)."""
+    import redis
+
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+            "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"]
+    process = ManagedProcess("redis", argv, os.environ, log_dir / "redis.log").start()
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return url, process
+        except redis.exceptions.ConnectionError:
+            if not process.alive or time.monotonic() > deadline:
+                process.stop()
+                raise RuntimeError(f"redis-server did not start\n{tail(process.log_path)}") from None
+            time.sleep(0.1)
+
+
 def backend_env(redis_url: str, ls: LabelStudio | None,
                 extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for DALT's backend and worker talking to a loopback Label Studio and Redis."""
@@ -277,6 +301,41 @@ def running(*processes: ManagedProcess) -> Iterator[None]:
     finally:
         for p in reversed(processes):
             p.stop()
+
+
+# ------------------------------------------------------------------------------------ Label Studio projects
+def upload_images(ls: LabelStudio, pid: int, paths: list[Path], headers: dict | None = None,
+                  batch: int = 50) -> list[int]:
+    """Import image files as uploads (multipart ``POST /api/projects/ID/import``); returns the task ids.
+
+    Label Studio reads one file per form field, so each file gets its own field name, and refuses more
+    than 100 files per request (Django's ``DATA_UPLOAD_MAX_NUMBER_FILES``), hence the batches.
+    """
+    task_ids: list[int] = []
+    for start in range(0, len(paths), batch):
+        chunk = paths[start:start + batch]
+        files = [(f"file{i}", (p.name, p.read_bytes(), "image/png")) for i, p in enumerate(chunk)]
+        r = requests.post(f"{ls.url}/api/projects/{pid}/import", headers=headers or ls.headers(), files=files,
+                          params={"return_task_ids": "true"}, timeout=120)
+        if r.status_code != 201 or r.json().get("task_count") != len(chunk):
+            raise RuntimeError(f"import of {len(chunk)} files into project {pid}: {r.status_code} {r.text[:300]}")
+        body = r.json()
+        task_ids += body["task_ids"]
+    return task_ids
+
+
+def import_local_files(client, pid: int, folder: Path) -> int:
+    """Connect ``folder`` (under Label Studio's document root) as local import storage and sync it."""
+    storage = client.import_storage.local.create(project=pid, path=str(folder), use_blob_urls=True,
+                                                 regex_filter=r".*\.png")
+    client.import_storage.local.sync(id=storage.id)
+    return storage.id
+
+
+def connect_backend(client, pid: int, url: str, title: str = "DALT") -> int:
+    """Connect the backend like the Model settings page does; returns the ML backend id."""
+    ml = client.ml.create(url=url, project=pid, title=title, is_interactive=False)
+    return ml.id
 
 
 # --------------------------------------------------------------------------------------------- MNIST data

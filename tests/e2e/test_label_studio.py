@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import harness
-from tests.e2e.conftest import Dalt, Mnist, TrainedProject, connect_backend, upload_images
+from tests.e2e.conftest import Dalt, Mnist, TrainedProject
 
 pytestmark = pytest.mark.e2e
 
@@ -133,7 +133,7 @@ def test_personal_access_token_instead_of_legacy_key(
     pid = client.projects.create(title="digits via PAT", label_config=harness.DIGITS_LABEL_CONFIG).id
     images = harness.write_mnist_pngs(e2e_dir / "pat-images", 60, offset=1000)
     access = client.tokens.refresh(refresh=pat).access
-    upload_images(label_studio, pid, [path for path, _ in images[:50]],
+    harness.upload_images(label_studio, pid, [path for path, _ in images[:50]],
                   headers={"Authorization": f"Bearer {access}"})
 
     # A backend whose only credential is the PAT (no legacy key anywhere in its environment).
@@ -141,14 +141,14 @@ def test_personal_access_token_instead_of_legacy_key(
 
     pat_dalt = start_dalt(redis_server, label_studio, e2e_dir / "dalt-pat", api_key=pat)
     try:
-        connect_backend(client, pid, pat_dalt.url)
+        harness.connect_backend(client, pid, pat_dalt.url)
         pat_dalt.encode(pid, pat, "--epochs", "5")
         tasks = list(client.tasks.list(project=pid))
         for task in tasks[:20]:
             client.annotations.create(id=task.id, result=harness.digit_result(mnist.label_of(task.data["image"])))
         version = pat_dalt.wait_for_version(pid, labels=20)
         # New uploads after encoding: the backend downloads and encodes them on the fly with the PAT.
-        upload_images(label_studio, pid, [path for path, _ in images[50:]],
+        harness.upload_images(label_studio, pid, [path for path, _ in images[50:]],
                       headers={"Authorization": f"Bearer {access}"})
         client.actions.create(id="retrieve_tasks_predictions", project=pid,
                               selected_items={"all": True, "excluded": []})
