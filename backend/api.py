@@ -42,7 +42,10 @@ def services() -> Services:
 
 def json_body() -> dict:
     """The request's JSON object, or a 400 that says what is wrong."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the JSON parser recurses per nesting level: a [[[[...]]]] body must not be a 500
+        raise BadRequest("request body JSON is nested too deeply") from None
     if data is None:
         raise BadRequest("request body must be JSON (Content-Type: application/json)")
     if not isinstance(data, dict):

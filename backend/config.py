@@ -47,7 +47,7 @@ class Config:
     allowed_hosts: tuple[str, ...] = ()
     allow_private_networks: bool = False
     # Lost webhooks (see backend.reconcile)
-    reconcile_delay: float = 5.0
+    reconcile_delay: float = 2.0
     reconcile_interval: float = 60.0
 
     _ENV = {

@@ -8,7 +8,9 @@ keeps the set of annotation ids it has seen of each kind, so one cheap compariso
 whether an event went missing. On a mismatch a reconcile job is queued (never run inside the webhook:
 it crawls the project through the API), delayed by ``DALT_RECONCILE_DELAY`` so that webhooks still in
 flight from concurrent annotators land first; jobs are coalesced per project (one queued at a time, the
-flag cleared when one starts) and start at least ``DALT_RECONCILE_INTERVAL`` apart. ``START_TRAINING``
+flag cleared when one starts), and a mismatch within ``DALT_RECONCILE_INTERVAL`` of the last start waits
+for a later webhook to be seen again (so a misconfigured project cannot make DALT crawl Label Studio
+non-stop). ``START_TRAINING``
 (Label Studio's Train button) and ``scripts/reconcile.py`` resync regardless of the counters: those also
 catch a lost *update*, which leaves the counts unchanged.
 
@@ -23,8 +25,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
-from typing import Any
 
 from rq import Queue
 
@@ -117,46 +117,64 @@ def observe_webhook(store: Store, queue: Queue, config: Config, pid: int, payloa
 def enqueue_reconcile(
     store: Store, queue: Queue, config: Config, pid: int, *, reason: str, force: bool = False
 ) -> str:
-    """Queue a reconcile job unless one is queued or ran within ``DALT_RECONCILE_INTERVAL``.
+    """Queue a reconcile job unless one is queued, or (unless ``force``) one started within the interval.
+
+    The job is queued right away and waits ``DALT_RECONCILE_DELAY`` itself: RQ's scheduler (needed for
+    ``enqueue_in``) dies with a Redis outage and a worker restarts it only every maintenance interval.
 
     Args:
-        force: resync even if the counters agree when the job runs (``START_TRAINING``).
+        force: resync even if the counters agree when the job runs (``START_TRAINING``, by hand).
+
+    Returns:
+        ``"queued"``, ``"pending"`` (one is queued), ``"recent"`` (one started less than
+        ``DALT_RECONCILE_INTERVAL`` ago: a mismatch that remains is seen again by a later webhook) or
+        ``"no_access"`` (no Label Studio URL and key to resync with).
     """
     ls_url, api_key = label_studio_access(config, store.project(pid))
     if not ls_url or not api_key:
-        log.warning("project %s: %s, but no Label Studio URL/key to resync with (set LABEL_STUDIO_URL and "
-                    "LABEL_STUDIO_API_KEY)", pid, reason)
+        if pid not in _warned:
+            _warned.add(pid)
+            log.warning("project %s: %s, but no Label Studio URL/key to resync with (set LABEL_STUDIO_URL and "
+                        "LABEL_STUDIO_API_KEY)", pid, reason)
         return "no_access"
-    if not store.mark_reconcile(pid, ttl=int(config.reconcile_interval + config.reconcile_delay) + 3600):
-        return "pending"
     last = store.last_reconcile(pid)
-    delay = config.reconcile_delay
-    if last is not None:  # at most one crawl per DALT_RECONCILE_INTERVAL
-        delay = max(delay, last + config.reconcile_interval - time.time())
-    log.info("project %s: reconcile queued in %.1f s (%s)", pid, delay, reason)
-    kwargs: dict[str, Any] = dict(
-        job_timeout=max(600, config.train_job_timeout),
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"reconcile annotations of project {pid} with Label Studio",
-    )
+    if not force and last is not None and time.time() - last < config.reconcile_interval:
+        return "recent"
+    if not store.mark_reconcile(pid, ttl=int(config.reconcile_delay) + 3600):
+        return "pending"
+    log.info("project %s: reconcile queued (%s)", pid, reason)
     try:
-        if delay > 0:
-            queue.enqueue_in(timedelta(seconds=delay), reconcile_project_job, pid, force, **kwargs)
-        else:
-            queue.enqueue(reconcile_project_job, pid, force, **kwargs)
+        queue.enqueue(
+            reconcile_project_job,
+            pid,
+            force,
+            config.reconcile_delay,
+            job_timeout=max(600, config.train_job_timeout),
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"reconcile annotations of project {pid} with Label Studio",
+        )
     except Exception:
         store.clear_reconcile(pid)
         raise
     return "queued"
 
 
-def reconcile_project_job(pid: int, force: bool = False) -> dict:
-    """RQ entry point: reconcile one project with the worker's own configuration."""
+_warned: set[int] = set()
+
+
+def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:
+    """RQ entry point: reconcile one project with the worker's own configuration.
+
+    Args:
+        wait: seconds to let webhooks still in flight (concurrent annotators) land before comparing.
+    """
     from backend.jobs import _context
 
     store, config = _context()
     store.clear_reconcile(pid, started_at=time.time())  # FIRST: mismatches seen from now on queue one more
+    if wait > 0:
+        time.sleep(min(wait, 60.0))
     return reconcile_project(store, config, pid, force=force).as_dict()
 
 

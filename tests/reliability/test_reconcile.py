@@ -44,7 +44,6 @@ def test_lost_webhooks_are_detected_and_resynced_by_a_worker(seeded_project, sto
                                                             redis_server):
     seeded = seeded_project(n=60)
     client = create_app(ls_config, store=store).test_client()
-    procs("worker", redis_server, LABEL_STUDIO_URL=fake_ls.url, LABEL_STUDIO_API_KEY=fake_ls.key)
     y = dict(zip(seeded["ids"], seeded["y"], strict=True))
     lost = []
 
@@ -66,6 +65,9 @@ def test_lost_webhooks_are_detected_and_resynced_by_a_worker(seeded_project, sto
     for t in range(31, 41):  # later webhooks are delivered; their counters reveal the losses
         event = fake_ls.annotate(1, t, y[t])
         send(event)
+    # The first webhook after a loss queued one reconcile job; the later mismatches rode on it.
+    assert client.post("/webhook", json=fake_ls.annotate(1, 41, y[41])).json["detail"]["reconcile"] == "pending"
+    procs("worker", redis_server, LABEL_STUDIO_URL=fake_ls.url, LABEL_STUDIO_API_KEY=fake_ls.key)
 
     truth = fake_ls.truth(1)
     wait_for(lambda: store.labels(1) == truth, timeout=60, interval=0.2)
