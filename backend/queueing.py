@@ -36,18 +36,28 @@ def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, fo
         True when a job was enqueued.
     """
     # The flag outlives a job that vanished (Redis flushed by hand) only for one job timeout.
-    if not store.mark_train_pending(pid, ttl=config.train_job_timeout * 2) and not force:
+    marked = store.mark_train_pending(pid, ttl=config.train_job_timeout * 2)
+    if not marked and not force:
         return False
-    queue.enqueue(
-        "backend.jobs.train_project_job",
-        pid,
-        job_id=f"dalt-train-{pid}-{uuid.uuid4().hex[:12]}",
-        job_timeout=config.train_job_timeout,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        retry=_retry(config),
-        description=f"train head of project {pid}",
-    )
+    try:
+        queue.enqueue(
+            "backend.jobs.train_project_job",
+            pid,
+            job_id=f"dalt-train-{pid}-{uuid.uuid4().hex[:12]}",
+            job_timeout=config.train_job_timeout,
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            retry=_retry(config),
+            description=f"train head of project {pid}",
+        )
+    except Exception:
+        # Without this, a flag set just before Redis went away would block every run for its whole TTL.
+        if marked:
+            try:
+                store.clear_train_pending(pid)
+            except Exception:  # noqa: BLE001 - Redis is gone; the TTL frees the flag eventually
+                pass
+        raise
     return True
 
 

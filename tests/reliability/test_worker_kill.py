@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 
@@ -71,3 +72,20 @@ def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(store
     assert job.retries_left == config.train_retries - 1  # the same job, retried once by RQ
     assert store.stats(1).get("train_runs") == 1  # the killed run never counted as done
     print(f"\nkill -9 mid-fit: served model stayed v1; job {job_id} retried, published {head['version']}")
+
+
+def test_a_failed_enqueue_never_leaves_the_pending_flag_blocking_training(store, config, monkeypatch):
+    """Redis dropping between setting the flag and enqueueing must not block every run for the flag's TTL."""
+    import redis
+
+    queue = Queue("dalt", connection=store.r)
+
+    def down(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(queue, "enqueue", down)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        enqueue_training(store, queue, 1, config)
+    assert not store.train_pending(1)
+    monkeypatch.undo()
+    assert enqueue_training(store, queue, 1, config) and queue.count == 1
