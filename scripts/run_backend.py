@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                        "-w", str(args.http_workers), "--timeout", "120", "--access-logfile", "-"])
     for i in range(args.rq_workers):
         start(f"rq-worker-{i}", [str(BIN / "rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler",
-                                 env.get("DALT_QUEUE", "dalt")])
+                                 "--worker-class", "backend.worker.PreloadedWorker", env.get("DALT_QUEUE", "dalt")])
     print(f"DALT: backend http://{args.host}:{args.port}  REDIS_URL={env['REDIS_URL']}  "
           f"({args.rq_workers} RQ worker(s)); Ctrl-C stops everything", flush=True)
 

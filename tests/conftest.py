@@ -149,8 +149,10 @@ class Worker:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         rq = Path(sys.executable).with_name("rq")
+        worker_class = env.pop("RQ_WORKER_CLASS", "backend.worker.PreloadedWorker")
         self.proc = subprocess.Popen(
-            [str(rq), "worker", "--url", redis_url, "--with-scheduler", "--worker-ttl", "5", queue],
+            [str(rq), "worker", "--url", redis_url, "--with-scheduler", "--worker-ttl", "5",
+             "--worker-class", worker_class, queue],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=worker_env(redis_url, **env),
