@@ -77,12 +77,12 @@ def _install_auth(app: Flask, config: Config) -> None:
         if not config.basic_auth_enabled:
             return None
         auth = request.authorization
-        ok = (
-            auth is not None
-            and auth.type == "basic"
-            and hmac.compare_digest((auth.username or "").encode(), config.basic_auth_user.encode())
-            and hmac.compare_digest((auth.password or "").encode(), config.basic_auth_pass.encode())
-        )
+        ok = False
+        if auth is not None and auth.type == "basic":
+            # Both compared every time: short-circuiting would tell by timing whether the user name was right.
+            user_ok = hmac.compare_digest((auth.username or "").encode(), config.basic_auth_user.encode())
+            pass_ok = hmac.compare_digest((auth.password or "").encode(), config.basic_auth_pass.encode())
+            ok = user_ok & pass_ok
         if ok:
             return None
         resp = _error(401, "authentication required")

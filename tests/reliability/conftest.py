@@ -110,7 +110,7 @@ class Gunicorn(Proc):
         cmd = [str(BIN / "gunicorn"), "backend.app:create_app()", "-b", f"127.0.0.1:{self.port}",
                "-w", str(workers), "--timeout", "60", "--graceful-timeout", "5",
                "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT]
-        super().__init__(cmd, log_path, worker_env(redis_url, LOG_LEVEL="INFO", **env))
+        super().__init__(cmd, log_path, worker_env(redis_url, **{"LOG_LEVEL": "INFO", **env}))
 
     def wait_ready(self, timeout: float = 90) -> None:
         def up() -> bool:
