@@ -7,8 +7,12 @@ environment, so any worker on any machine that reaches the same Redis can run th
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from redis.lock import Lock
 from rq import get_current_job
 
 from backend.config import Config
@@ -30,17 +34,53 @@ def train_project_job(pid: int) -> dict:
     from backend.training import train_project
 
     store, config = _context()
-    store.clear_train_pending(pid)  # FIRST: labels arriving from now on queue one more run
-    t0 = time.perf_counter()
+    # With several workers a queued run would start while another run of the project still trains:
+    # it waits for the lock first, and only then clears the flag, so labels arriving meanwhile ride on it
+    # (at most one run trains and one waits or is queued, per project).
+    with _held(store.train_lock(pid, ttl=TRAIN_LOCK_TTL)) as lock_times:
+        store.clear_train_pending(pid)  # FIRST: labels arriving from now on queue one more run
+        t0 = time.perf_counter()
+        try:
+            result = train_project(store, config, pid)
+        except Exception:
+            store.incr_stat(pid, "train_failures")
+            raise
+        store.incr_stat(pid, "train_runs")
+        store.incr_stat(pid, "train_seconds", float(time.perf_counter() - t0))
+        store.incr_stat(pid, f"train_{result.status}")
+    return dict(result.as_dict(), locked=lock_times)
+
+
+# Seconds a killed run keeps its project locked; the holder extends the lock every third of it.
+TRAIN_LOCK_TTL = 15.0
+
+
+@contextmanager
+def _held(lock: Lock) -> Iterator[list[float]]:
+    """Hold a redis-py lock, extending it from a thread while the body runs; yields [acquired, released]."""
+    lock.acquire(blocking=True)
+    times = [time.time()]
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(TRAIN_LOCK_TTL / 3):
+            try:
+                lock.reacquire()
+            except Exception:  # noqa: BLE001 - lost it (Redis outage); publishing stays generation-guarded
+                log.warning("training lock could not be extended", exc_info=True)
+
+    keeper = threading.Thread(target=keep, daemon=True)
+    keeper.start()
     try:
-        result = train_project(store, config, pid)
-    except Exception:
-        store.incr_stat(pid, "train_failures")
-        raise
-    store.incr_stat(pid, "train_runs")
-    store.incr_stat(pid, "train_seconds", float(time.perf_counter() - t0))
-    store.incr_stat(pid, f"train_{result.status}")
-    return result.as_dict()
+        yield times
+    finally:
+        stop.set()
+        keeper.join()
+        times.append(time.time())
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 - expired or Redis gone: the TTL frees it
+            log.warning("training lock already released", exc_info=True)
 
 
 def encode_tasks_job(pid: int, tasks: list[dict]) -> dict:

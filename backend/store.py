@@ -20,6 +20,7 @@ Layout (``P`` = ``dalt:{p<ID>}``)::
     P:task_anns                   hash   task id -> JSON [[annotation id, label], ...] (overlap, updates)
     P:gen                         string label generation, bumped on every label change
     P:train_pending               string set while a training job is queued (coalescing flag)
+    P:train_lock                  string held by the running training job (redis-py Lock, short TTL)
     P:vseq                        string last head version number handed out
     P:current                     string the version that /setup and /predict serve ("v7")
     P:head:<ver>                  string serialized head (see ``backend.head``)
@@ -501,6 +502,13 @@ class Store:
     def train_pending(self, pid: int) -> bool:
         """Whether a training job is queued for the project."""
         return bool(self.r.exists(self._k(pid, "train_pending")))
+
+    def train_lock(self, pid: int, ttl: float) -> redis.lock.Lock:
+        """The lock a training run holds, so runs of one project never overlap on several workers.
+
+        A short ``ttl`` that the holder keeps extending: a killed run frees the project within ``ttl``.
+        """
+        return self.r.lock(self._k(pid, "train_lock"), timeout=ttl, sleep=0.1, thread_local=False)
 
     # ---- reconcile (lost webhooks, see backend.reconcile) ----------------------------------------
     def observe_annotations(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import requests
+from rq import Queue
+from rq.job import Job
 
 from tests.conftest import CLASSES, load_fixture, wait_for
 from tests.reliability.conftest import post_all, training_settled
@@ -58,6 +60,14 @@ def test_many_http_and_rq_workers_give_the_same_labels_and_predictions_as_one(
     assert labels_1 == labels_n
     assert len(labels_1) == 200 - 10  # 10 tasks were skipped after all; the 20 deleted fall back to the first
     assert store.versions(1)[0]["labels"] == store.versions(2)[0]["labels"] == len(labels_1)
+    # Training runs of one project never overlapped, even with three workers free to take them.
+    queue = Queue("dalt", connection=store.r)
+    spans = sorted(
+        tuple(job.return_value()["locked"])
+        for job in Job.fetch_many(queue.finished_job_registry.get_job_ids(), connection=store.r)
+        if job is not None and job.func_name.endswith("train_project_job") and job.args == (2,)
+    )
+    assert spans and all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
     top_1 = [p["result"][0]["value"]["choices"][0] for p in preds_1]
     top_n = [p["result"][0]["value"]["choices"][0] for p in preds_n]
     assert top_1 == top_n
