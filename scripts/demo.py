@@ -66,9 +66,11 @@ def create_project(ls: harness.LabelStudio, data_dir: Path, images: int) -> int:
     return pid
 
 
-def encode(pid: int, env: dict[str, str], progress: bool) -> None:
+def encode(pid: int, env: dict[str, str], progress: bool, epochs: int | None) -> None:
     """Bulk-encode the project's images (trains the project's encoder on the first run)."""
     argv = [harness.venv_bin("python"), str(ROOT / "scripts" / "encode_tasks.py"), "--project", str(pid)]
+    if epochs:
+        argv += ["--epochs", str(epochs)]
     if not progress:
         argv.append("--no-progress")
     subprocess.run(argv, cwd=ROOT, env=env, check=True)
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "demo",
                         help="where Label Studio, Redis and the images keep their data")
     parser.add_argument("--images", type=int, default=300, help="MNIST digits in the sample project")
+    parser.add_argument("--encoder-epochs", type=int, default=None,
+                        help="most epochs for the project's encoder (default: encode_tasks.py's)")
     parser.add_argument("--smoke", action="store_true", help="set up, check, stop (for tests and CI)")
     args = parser.parse_args(argv)
 
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         ls = harness.start_label_studio(
             data_dir / "label-studio", data_dir / "local-files", port=args.port or None,
             username=USERNAME, password=PASSWORD, api_key=API_KEY, host="127.0.0.1",
+            use_template=True,  # a local demo: start from a database migrated once per machine
         )
         processes.append(ls.process)
         env = harness.backend_env(redis_url, ls)
@@ -127,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         if fresh:
             pid = create_project(ls, data_dir, args.images)
         ml_id = connect(client, pid, backend_url)
-        encode(pid, env, progress=not args.smoke)  # incremental: a rerun encodes nothing new
+        # Incremental: a rerun encodes nothing new.
+        encode(pid, env, progress=not args.smoke, epochs=args.encoder_epochs)
 
         print(
             "\n"

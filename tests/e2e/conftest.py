@@ -40,7 +40,7 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def label_studio(e2e_dir: Path) -> Iterator[harness.LabelStudio]:
     """A real Label Studio 1.23.2 on a free loopback port with a fresh database."""
-    ls = harness.start_label_studio(e2e_dir / "label-studio", e2e_dir / "local-files")
+    ls = harness.start_label_studio(e2e_dir / "label-studio", e2e_dir / "local-files", use_template=True)
     yield ls
     ls.stop()
 

@@ -9,10 +9,13 @@ talk to a backend on loopback (see the README's End-to-end tests section).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -195,25 +198,67 @@ def label_studio_env(port: int, data_dir: Path, document_root: Path, username: s
     return env
 
 
+def _template_dir(username: str, password: str, api_key: str) -> Path:
+    """Cache folder of a migrated database made with these credentials (one per Label Studio version)."""
+    digest = hashlib.sha256(f"{username}\0{password}\0{api_key}".encode()).hexdigest()[:16]
+    return ls_venv.ls_venv_dir() / "db-templates" / digest
+
+
+def _save_template(ls_data: Path, template: Path) -> None:
+    """Snapshot a freshly migrated data directory (SQLite's backup API: consistent while it runs)."""
+    staging = template.with_name(template.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    src = sqlite3.connect(ls_data / "label_studio.sqlite3")
+    dst = sqlite3.connect(staging / "label_studio.sqlite3")
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    shutil.copy2(ls_data / ".env", staging / ".env")  # the SECRET_KEY the database's tokens were made with
+    try:
+        staging.rename(template)
+    except OSError:  # another session saved one first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def start_label_studio(data_dir: Path, document_root: Path, port: int | None = None,
                        username: str = "admin@dalt.local", password: str = "dalt-e2e-password",
                        api_key: str = "dalt-e2e-legacy-api-key-0123456789", timeout: float = 180,
-                       host: str = "127.0.0.1") -> LabelStudio:
+                       host: str = "127.0.0.1", use_template: bool = False) -> LabelStudio:
     """Install Label Studio if needed, start it, and wait until ``GET /health`` answers.
 
-    The first start on an empty data directory runs the migrations (about 40 s); a restart takes seconds.
+    The first start on an empty data directory runs the migrations (30-40 s of CPU); a restart takes
+    seconds. With ``use_template``, an empty data directory starts from a copy of a database migrated
+    earlier with the same credentials (saved on the first such start), which makes the first start a
+    restart. Only for throwaway servers: the template's admin, key and secret are shared by every copy.
+
+    Raises:
+        RuntimeError: the port is taken (Label Studio would silently move to another one), or it did not
+            become healthy within ``timeout`` seconds (the message carries its log's tail).
     """
     executable = ls_venv.ensure_ls_venv(quiet=True)
     port = port or free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if s.connect_ex((host, port)) == 0:
+            raise RuntimeError(f"port {port} is already in use: pick another one")
+    ls_data = data_dir / "ls-data"
+    template = _template_dir(username, password, api_key)
+    fresh = not (ls_data / "label_studio.sqlite3").exists()
+    if use_template and fresh and (template / "label_studio.sqlite3").exists():
+        shutil.copytree(template, ls_data, dirs_exist_ok=True)
+        fresh = False
     data_dir.mkdir(parents=True, exist_ok=True)
     document_root.mkdir(parents=True, exist_ok=True)
     env = label_studio_env(port, data_dir, document_root, username, password, api_key)
     argv = [str(executable), "start", "--no-browser", "--internal-host", host, "--port", str(port),
-            "--data-dir", str(data_dir / "ls-data"), "--enable-legacy-api-token"]
+            "--data-dir", str(ls_data), "--enable-legacy-api-token"]
     process = ManagedProcess("label-studio", argv, env, data_dir / "label-studio.log", cwd=data_dir).start()
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health", timeout, process.proc, process.log_path)
+        if use_template and fresh and not template.exists():
+            _save_template(ls_data, template)
     except BaseException:
         process.stop()
         raise

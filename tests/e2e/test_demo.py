@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def test_demo_sets_up_everything_and_stops_cleanly(tmp_path: Path) -> None:
     argv = [sys.executable, str(harness.SCRIPTS / "demo.py"), "--smoke", "--port", "0", "--backend-port", "0",
-            "--data-dir", str(tmp_path / "demo"), "--images", "60"]
+            "--data-dir", str(tmp_path / "demo"), "--images", "60", "--encoder-epochs", "5"]
     proc = subprocess.run(argv, cwd=harness.ROOT, capture_output=True, text=True, timeout=480)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
