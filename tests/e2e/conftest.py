@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +19,6 @@ import requests
 
 from backend.store import Store
 from tests.e2e import harness
-
-pytestmark = pytest.mark.e2e
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -91,9 +89,6 @@ class Dalt:
             f"/versions: {last}\nworker log:\n{harness.tail(self.log_dir / 'worker.log')}"
         )
 
-    def backend_log(self) -> str:
-        return (self.log_dir / "backend.log").read_text(errors="replace")
-
     def calls_since(self, offset: int) -> list[str]:
         """``METHOD /path`` of the requests the backend logged after byte ``offset`` of its log."""
         text = (self.log_dir / "backend.log").read_bytes()[offset:].decode(errors="replace")
@@ -158,17 +153,6 @@ def mnist() -> Mnist:
 
     _, y = mnist_data()
     return Mnist({f"mnist-{i:05d}": str(int(label)) for i, label in enumerate(y)})
-
-
-@pytest.fixture
-def make_project(label_studio: harness.LabelStudio) -> Callable[..., int]:
-    """Create a digits project (Image + single Choices "0".."9") and return its id."""
-
-    def make(title: str, client=None) -> int:
-        client = client or label_studio.sdk()
-        return client.projects.create(title=title, label_config=harness.DIGITS_LABEL_CONFIG).id
-
-    return make
 
 
 def tasks_of(client, pid: int) -> list:
