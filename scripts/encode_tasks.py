@@ -264,7 +264,7 @@ def run(
     tasks = load_tasks(opts, config, store, progress)
     summary.total = len(tasks)
     project = store.project(pid)
-    image_key = project.get("image_key") or None
+    image_key = "image" if opts.images else (project.get("image_key") or None)
     fetcher = make_fetcher(opts, config, store)
     try:
         current = store.current_encoder(pid)
@@ -315,7 +315,8 @@ def run(
     finally:
         fetcher.close()
         summary.seconds = time.perf_counter() - t0
-    if summary.trained and not summary.interrupted:
+    if summary.version and not summary.interrupted and head_is_stale(store, pid, summary.version):
+        # Also after a rerun that finished an interrupted retrain: the head must move to this encoder.
         summary.head_training_queued = queue_head_training(store, config, pid, out)
     return summary
 
@@ -362,6 +363,15 @@ def encode_all(
     bar.close()
 
 
+def head_is_stale(store: Store, pid: int, version: str) -> bool:
+    """Whether the served head was trained on another encoder's vectors (or there is no head yet)."""
+    served = store.current_version(pid)
+    if served is None:
+        return True
+    metas = {m.get("version"): m for m in store.versions(pid)}
+    return metas.get(served, {}).get("encoder_version") != version
+
+
 def queue_head_training(store: Store, config: Config, pid: int, out: TextIO) -> bool:
     """Queue a retraining of the head on the new encoder's vectors (the old head used the old ones)."""
     try:
@@ -373,7 +383,7 @@ def queue_head_training(store: Store, config: Config, pid: int, out: TextIO) -> 
         return False
     queued = enqueue_training(store, Queue(config.queue_name, connection=store.r), pid, config)
     print(
-        "queued a head retraining on the new encoder" if queued else "a head retraining is already queued",
+        "queued a head retraining on the current encoder" if queued else "a head retraining is already queued",
         file=out,
     )
     return queued

@@ -101,6 +101,7 @@ def test_interrupted_run_resumes_without_reencoding(
     second = encode_tasks.run(opts(*args), config=ls_config, store=store)
     assert not second.interrupted and not second.trained and second.version == first.version
     assert second.skipped == 40 and second.encoded == 20
+    assert second.head_training_queued  # the interrupted run never got to queue it
     fetched = downloads(ls_project)[before:]
     assert len(fetched) == 22  # the 20 not yet encoded and the two failing ones; nothing encoded twice
     assert not {f"/data/upload/1/digit{i}.png" for i in done} & set(fetched)
