@@ -24,11 +24,12 @@ def as_input(images: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def mnist_encoder(epochs: int, threads: int = 2):
-    """Train the autoencoder on all 5,000 digits (unsupervised); returns ``(artifact, seconds)``."""
+def mnist_encoder(epochs: int, threads: int = 2, limit: int | None = None):
+    """Train the autoencoder on the 5,000 digits (or the first ``limit``), unsupervised; ``(artifact, seconds)``."""
     from encoder.train import train_encoder
 
     images, _ = mnist()
+    images = images[:limit] if limit else images
     t0 = time.perf_counter()
     artifact = train_encoder(as_input(images), latent_dim=32, epochs=epochs, patience=2, progress=False,
                              threads=threads)

@@ -147,7 +147,8 @@ def script_rate(redis_url: str, url: str, tasks: list[dict], artifact) -> tuple[
     return len(tasks) / seconds, line
 
 
-def fanout_rate(redis_url: str, url: str, tasks: list[dict], artifact, workers: int, progress: bool) -> float:
+def fanout_rate(redis_url: str, url: str, tasks: list[dict], artifact, workers: int, chunk: int,
+                progress: bool) -> float:
     """Images/s of encoding all tasks as RQ chunk jobs (``backend.jobs.encode_tasks_job``) over ``workers``."""
     from backend.config import Config
     from backend.queueing import enqueue_encoding
@@ -158,8 +159,8 @@ def fanout_rate(redis_url: str, url: str, tasks: list[dict], artifact, workers: 
     with rq_workers(redis_url, workers, LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=API_KEY):
         queue = Queue(config.queue_name, connection=r)
         t0 = time.perf_counter()
-        jobs = [queue.fetch_job(enqueue_encoding(queue, PID, tasks[i : i + CHUNK], config))
-                for i in range(0, len(tasks), CHUNK)]
+        jobs = [queue.fetch_job(enqueue_encoding(queue, PID, tasks[i : i + chunk], config))
+                for i in range(0, len(tasks), chunk)]
         bar = tqdm(total=len(jobs), desc=f"encode via RQ, {workers} worker(s)", unit="job", disable=not progress)
         done = 0
         while done < len(jobs):
@@ -181,13 +182,13 @@ def fanout_rate(redis_url: str, url: str, tasks: list[dict], artifact, workers: 
 def bench_encoding(quick: bool, progress: bool) -> Section:
     """Items 5 and 7 (encoding): throughput vs the download+decode floor, 1 vs 2 processes / workers."""
     sec = Section("encoding")
-    n = 1_000 if quick else 5_000
-    artifact, _ = mnist_encoder(epochs=1 if quick else 4)
+    n, chunk = (400, 100) if quick else (5_000, CHUNK)
+    artifact, _ = mnist_encoder(*((1, 2, 1_000) if quick else (6,)))
     data: dict = {"images": n}
     with redis_server() as redis_url, image_server(n) as (url, tasks):
         floor = {p: floor_rate(url, tasks, p) for p in (1, 2)}
         script, line = script_rate(redis_url, url, tasks, artifact)
-        fan = {w: fanout_rate(redis_url, url, tasks, artifact, w, progress) for w in (1, 2)}
+        fan = {w: fanout_rate(redis_url, url, tasks, artifact, w, chunk, progress) for w in (1, 2)}
     data.update(floor_images_per_s={p: round(v, 1) for p, v in floor.items()},
                 encode_tasks_script_images_per_s=round(script, 1), encode_tasks_summary=line,
                 rq_fanout_images_per_s={w: round(v, 1) for w, v in fan.items()},
@@ -199,7 +200,7 @@ def bench_encoding(quick: bool, progress: bool) -> Section:
     sec.row("bulk encode: scripts/encode_tasks.py, 1 process", f"{script:.0f} img/s",
             f"x{ratio(script, floor[1])} of the 1-process floor")
     for w in (1, 2):
-        sec.row(f"bulk encode: RQ chunk jobs ({CHUNK} tasks), {w} worker(s)", f"{fan[w]:.0f} img/s",
+        sec.row(f"bulk encode: RQ chunk jobs ({chunk} tasks), {w} worker(s)", f"{fan[w]:.0f} img/s",
                 f"x{ratio(fan[w], floor[w])} of the {w}-process floor")
     sec.row("RQ encoding fan-out speed-up, 2 workers vs 1", f"x{ratio(fan[2], fan[1])}", "2 cores, shared")
     sec.data = data

@@ -43,7 +43,8 @@ def test_quick_run_has_the_expected_numbers(quick_run: tuple[subprocess.Complete
         assert {"p50_ms", "p99_ms", "tasks_per_s"} <= set(r["predict"][side]["1"])
     assert {"dalt", "sync_training", "dalt_training_runs"} <= set(r["webhook"])
     assert r["webhook"]["dalt_last_head_labels"] == r["webhook"]["n"]  # the last head saw every label
-    assert all("median_s" in v for v in r["freshness"].values() if isinstance(v, dict))
+    assert {"median_s", "max_s", "samples_s"} <= set(r["freshness"]["100"])
+    assert all("median_s" in v for v in r["freshness"]["plain_rq_worker"].values())
     assert r["training"]["compare"] and r["training"]["head_fit"]
     assert {"floor_images_per_s", "rq_fanout_images_per_s", "ratio_to_floor"} <= set(r["encoding"])
     assert r["memory"]["raw_bytes"] == 64 and r["memory"]["bytes_per_embedding_info_delta"] > 0
