@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['epochs_run']} epochs (best {r['best_epoch']}), loss {r['first_train_loss']:.4f} -> "
         f"{r['best_val_loss']:.4f}"
     )
+    print(
+        f"machine: {r['cpus']} CPUs, 1-min load average {r['loadavg_1min'][0]} at start, "
+        f"{r['loadavg_1min'][1]} at end (other work on the machine slows every number)"
+    )
     print(f"decode only (no network):       {r['decode_ips']:8.0f} images/s")
     print(f"floor: download + decode:       {r['floor_ips']:8.0f} images/s")
     print(f"end to end: download+decode+encode: {r['e2e_ips']:8.0f} images/s  = {r['ratio']:.2f} x floor")
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(opts: argparse.Namespace, server_url: str, urls: list[str], blobs: list[bytes]) -> dict:
     n = len(urls)
+    load_start = os.getloadavg()[0]
     # Decoding alone, from memory.
     best = min(timed(lambda: [decode_image(b) for b in blobs])[0] for _ in range(opts.repeats))
     decode_ips = n / best
@@ -158,6 +163,7 @@ def run(opts: argparse.Namespace, server_url: str, urls: list[str], blobs: list[
         "n": n,
         "threads": opts.threads,
         "cpus": os.cpu_count(),
+        "loadavg_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "workers": opts.workers,
         "train_seconds": info["train_seconds"],
         "epochs_run": info["epochs_run"],
