@@ -14,7 +14,7 @@ import pytest
 
 from backend.app import create_app
 from backend.reconcile import reconcile_project
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, run_jobs, wait_for
 from tests.reliability.conftest import training_settled
 from tests.reliability.fake_ls_api import FakeLabelStudioAPI
 
@@ -81,7 +81,7 @@ def test_lost_webhooks_are_detected_and_resynced_by_a_worker(seeded_project, sto
 
 
 def test_start_training_resyncs_a_lost_update_that_counters_cannot_see(seeded_project, store, fake_ls, ls_config,
-                                                                       procs, redis_server, ls_payload):
+                                                                       monkeypatch, ls_payload):
     seeded = seeded_project(n=60)
     client = create_app(ls_config, store=store).test_client()
     y = dict(zip(seeded["ids"], seeded["y"], strict=True))
@@ -95,10 +95,14 @@ def test_start_training_resyncs_a_lost_update_that_counters_cannot_see(seeded_pr
     body = dict(ls_payload("webhook_start_training"), project=fake_ls.project(1))
     reply = client.post("/webhook", json=body).json
     assert reply["training_queued"] and reply["detail"]["reconcile"] == "queued"
-    procs("worker", redis_server, LABEL_STUDIO_URL=fake_ls.url, LABEL_STUDIO_API_KEY=fake_ls.key)
-    wait_for(lambda: store.labels(1) == fake_ls.truth(1), timeout=60, interval=0.2)
-    wait_for(lambda: training_settled(store, 1) and store.versions(1)[0]["generation"] == store.generation(1),
-             timeout=60, interval=0.2)
+    # The queued jobs (reconcile, then the training it queues) run here; the test above uses a real worker.
+    monkeypatch.setenv("LABEL_STUDIO_URL", fake_ls.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fake_ls.key)
+    monkeypatch.setenv("REDIS_URL", ls_config.redis_url)
+    run_jobs(store)
+    assert store.labels(1) == fake_ls.truth(1)
+    run_jobs(store)
+    assert training_settled(store, 1)
 
 
 def test_reconcile_by_hand_and_webhooks_arriving_during_the_crawl(seeded_project, store, fake_ls, ls_config,

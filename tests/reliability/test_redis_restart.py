@@ -59,7 +59,7 @@ def test_redis_restart_keeps_data_and_everything_reconnects(aof_redis, procs, an
         assert r.status_code == 503, (path, r.status_code, r.text)
         assert r.headers.get("Retry-After") and "Redis" in r.json()["error"], path
         print(f"\n  during the outage {method} {path} -> 503 in {time.monotonic() - t0:.2f}s", end="")
-    time.sleep(3)  # the worker sees the outage too (its reconnect loop backs off)
+    time.sleep(1.5)  # the worker sees the outage too (its reconnect loop backs off)
     aof_redis.start()
 
     after = snapshot(store, 1)
