@@ -169,7 +169,7 @@ class TrainedProject:
     truth: dict[int, str]  # task id -> true digit
     annotated: list[int]
     annotation_of: dict[int, int]  # task id -> annotation id
-    version: str
+    version: str  # the first version trained on every annotation of ``annotated``
     uploaded: int
     local: int
     calls_during_one_annotation: list[str]

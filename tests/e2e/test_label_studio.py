@@ -35,8 +35,8 @@ def test_annotations_reach_the_backend_as_webhooks_and_train_a_version(
     assert p.calls_during_one_annotation == ["POST /webhook"]
     labels = dalt.store.labels(p.pid)
     assert labels == {t: p.truth[t] for t in p.annotated}
-    history = {h["version"]: h for h in dalt.store.versions(p.pid)}
-    assert history[p.version]["labels"] == len(p.annotated)
+    served = {h["version"]: h for h in dalt.store.versions(p.pid)}[dalt.current_version(p.pid)]
+    assert served["labels"] == len(p.annotated)
     # Coalescing: far fewer training runs than annotations, yet the last one saw every label.
     assert 1 <= dalt.store.stats(p.pid)["train_runs"] <= len(p.annotated)
 
@@ -45,10 +45,19 @@ def test_label_stream_makes_label_studio_call_predict_with_the_new_version(
     trained_project: TrainedProject, label_studio: harness.LabelStudio, dalt: Dalt
 ) -> None:
     p = trained_project
-    version = dalt.current_version(p.pid)
+    # One more annotation, as an annotator submitting a task: a new version that no task has a
+    # prediction of yet, so Label Studio must ask the backend when it serves the next task.
+    task_id = next(t for t in p.truth if t not in p.annotated)
+    before = dalt.current_version(p.pid)
+    created = p.client.annotations.create(id=task_id, result=harness.digit_result(p.truth[task_id]))
+    p.annotated.append(task_id)
+    p.annotation_of[task_id] = created.id
+    version = dalt.wait_for_version(p.pid, labels=len(p.annotated), after=before)
+
     offset = dalt.log_offset()
     task = label_studio.api("GET", f"/api/projects/{p.pid}/next").json()
-    assert "POST /predict" in dalt.calls_since(offset), "Label Studio did not ask the backend to predict"
+    calls = dalt.calls_since(offset)
+    assert calls[-1:] == ["POST /predict"], f"Label Studio did not ask the backend to predict: {calls}"
     assert task["id"] not in p.annotated
     stored = predictions_of(p.client, task["id"], version)
     assert len(stored) == 1, [(x.model_version, x.result) for x in p.client.predictions.list(task=task["id"])]
