@@ -128,7 +128,8 @@ class RQWorker(Proc):
     """A real ``rq worker``; ``args`` add CLI options (e.g. ``--maintenance-interval``)."""
 
     def __init__(self, redis_url: str, log_path: Path, *args: str, **env: str):
-        cmd = [str(BIN / "rq"), "worker", "--url", redis_url, "--with-scheduler", "--worker-ttl", "5", *args, "dalt"]
+        cmd = [str(BIN / "rq"), "worker", "--url", redis_url, "--with-scheduler", "--worker-ttl", "5",
+               "--worker-class", "backend.worker.PreloadedWorker", *args, "dalt"]  # as scripts/run_backend.py
         super().__init__(cmd, log_path, worker_env(redis_url, **env))
 
 
