@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine)")
     p.add_argument("--workers", type=int, default=16, help="concurrent downloads")
+    p.add_argument("--encode-threads", type=int, default=1, help="torch threads while encoding (as encode_tasks)")
     p.add_argument("--batch-size", type=int, default=512, help="tasks per fetch/encode batch")
     p.add_argument("--repeats", type=int, default=2, help="timed passes per measurement (best is kept)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -149,6 +150,7 @@ def run(opts: argparse.Namespace, server_url: str, urls: list[str], blobs: list[
         return ok
 
     floor_s, e2e_s = [], []
+    torch.set_num_threads(opts.encode_threads)  # as scripts/encode_tasks.py does for its encode phase
     with ImageFetcher(server_url, None, workers=opts.workers) as fetcher:
         floor_pass(fetcher)  # warm up: connections, page cache
         for _ in tqdm(range(opts.repeats), desc="throughput", unit="pass"):
@@ -165,6 +167,7 @@ def run(opts: argparse.Namespace, server_url: str, urls: list[str], blobs: list[
         "cpus": os.cpu_count(),
         "loadavg_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "workers": opts.workers,
+        "encode_threads": opts.encode_threads,
         "train_seconds": info["train_seconds"],
         "epochs_run": info["epochs_run"],
         "best_epoch": info["best_epoch"],
