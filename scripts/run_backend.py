@@ -70,11 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     prom.mkdir(parents=True, exist_ok=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
 
+    # Other gunicorn settings (access log without query strings, timeout) come from ./gunicorn.conf.py.
     start("gunicorn", [str(BIN / "gunicorn"), "backend.app:create_app()", "-b", f"{args.host}:{args.port}",
-                       "-w", str(args.http_workers), "--timeout", "120", "--access-logfile", "-"])
+                       "-w", str(args.http_workers)])
     for i in range(args.rq_workers):
         start(f"rq-worker-{i}", [str(BIN / "rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler",
-                                 "--worker-class", "backend.worker.PreloadedWorker", env.get("DALT_QUEUE", "dalt")])
+                                 "--worker-class", "backend.worker.PreloadedWorker",
+                                 # a killed job is retried, a dead scheduler restarted, within ~2 min
+                                 "--maintenance-interval", "30", env.get("DALT_QUEUE", "dalt")])
     print(f"DALT: backend http://{args.host}:{args.port}  REDIS_URL={env['REDIS_URL']}  "
           f"({args.rq_workers} RQ worker(s)); Ctrl-C stops everything", flush=True)
 

@@ -161,7 +161,8 @@ class Worker:
         )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Kill the worker's whole process group (the work horse too)."""
+        """Kill the worker's process group. RQ's work horse calls setsid() and is NOT in it: the
+        reliability harness (tests/reliability/conftest.py) kills every descendant when that matters."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(15)
