@@ -25,6 +25,7 @@ RUN mkdir -p backend encoder \
 COPY backend ./backend
 COPY encoder ./encoder
 COPY scripts ./scripts
+COPY gunicorn.conf.py ./
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app dalt
 
@@ -32,5 +33,5 @@ USER dalt
 EXPOSE 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:9090/health', timeout=3)"
-CMD ["gunicorn", "backend.app:create_app()", "-b", "0.0.0.0:9090", "--workers", "2", "--threads", "4", \
-     "--timeout", "120", "--access-logfile", "-"]
+# gunicorn.conf.py: bind 0.0.0.0:9090, DALT_HTTP_WORKERS workers, access log on stdout.
+CMD ["gunicorn", "backend.app:create_app()"]
