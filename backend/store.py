@@ -177,22 +177,29 @@ if changed > 0 then redis.call('INCR', gen) end
 return changed
 """
 
-# Lua: publish a head only if it was trained on newer labels than the head served now.
-# Returns the new version string, or false when a newer (or equal) generation is already current.
+# Lua: publish a head only if it is newer than the head served now: trained on newer labels, or on the
+# same labels but with the project's current encoder / another head kind than the served head (a retrained
+# encoder or a changed DALT_HEAD must reach /predict even when no label changed). A head made with an
+# encoder that is no longer current is never published. Returns the new version string, or false.
 _PUBLISH_HEAD = """
-local current, heads, history, vseq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local current, heads, history, vseq, enc_current = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local head_prefix, blob, meta_json, gen, keep = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local meta = cjson.decode(meta_json)
+local enc = meta['encoder_version']
+local live_enc = redis.call('GET', enc_current)
+if enc and live_enc and enc ~= live_enc then return false end
 local cur = redis.call('GET', current)
 if cur then
   local cur_meta = redis.call('HGET', heads, cur)
   if cur_meta then
-    local g = tonumber(cjson.decode(cur_meta)['generation'] or -1)
-    if g >= gen then return false end
+    local c = cjson.decode(cur_meta)
+    local g = tonumber(c['generation'] or -1)
+    if g > gen then return false end
+    if g == gen and c['encoder_version'] == enc and c['head'] == meta['head'] then return false end
   end
 end
 local n = redis.call('INCR', vseq)
 local version = 'v' .. n
-local meta = cjson.decode(meta_json)
 meta['version'] = version
 redis.call('SET', head_prefix .. version, blob)
 redis.call('HSET', heads, version, cjson.encode(meta))
@@ -607,13 +614,17 @@ class Store:
     def publish_head(self, pid: int, blob: bytes, meta: Mapping[str, Any], generation: int) -> str | None:
         """Atomically publish a head trained at ``generation``.
 
+        ``meta`` carries ``encoder_version`` and ``head`` (the head kind) when known.
+
         Returns:
-            The new version, or None when the current head was trained on the same or newer labels
-            (a slow, older run must never replace a newer model).
+            The new version, or None when the served head is at least as new: trained on newer labels, or
+            on the same labels with the same encoder and head kind; or when this head's encoder has been
+            replaced meanwhile (a slow, older run must never replace a newer model).
         """
         meta = dict(meta, generation=int(generation), published_at=time.time())
         res = self._publish(
-            keys=[self._k(pid, "current"), self._k(pid, "heads"), self._k(pid, "history"), self._k(pid, "vseq")],
+            keys=[self._k(pid, "current"), self._k(pid, "heads"), self._k(pid, "history"), self._k(pid, "vseq"),
+                  self._k(pid, "enc", "current")],
             args=[self._k(pid, "head") + ":", blob, json.dumps(meta), int(generation), self.keep_versions],
         )
         return res.decode() if res else None

@@ -128,3 +128,14 @@ def test_projects_are_namespaced(store: Store):
 def test_project_settings_keep_their_types(store: Store):
     store.save_project(5, access_token="1e5", min_annotations=3, classes=["a", "b"], title="42")
     assert store.project(5) == {"access_token": "1e5", "min_annotations": 3, "classes": ["a", "b"], "title": "42"}
+
+
+def test_a_new_encoder_or_head_kind_publishes_on_the_same_labels(store: Store):
+    store.put_encoder(1, "old", b"", {"dim": 2})
+    assert store.publish_head(1, b"a", {"encoder_version": "old", "head": "linear"}, generation=3) == "v1"
+    assert store.publish_head(1, b"a", {"encoder_version": "old", "head": "linear"}, generation=3) is None
+    assert store.publish_head(1, b"b", {"encoder_version": "old", "head": "spread"}, generation=3) == "v2"
+    store.put_encoder(1, "new", b"", {"dim": 2})  # bulk encoding retrained the encoder
+    assert store.publish_head(1, b"c", {"encoder_version": "old", "head": "spread"}, generation=9) is None
+    assert store.publish_head(1, b"d", {"encoder_version": "new", "head": "spread"}, generation=3) == "v3"
+    assert store.publish_head(1, b"e", {"encoder_version": "new", "head": "spread"}, generation=2) is None
