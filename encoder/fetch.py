@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -134,6 +134,13 @@ class ImageFetcher:
         if not isinstance(url, str) or not url.strip():
             raise FetchError("empty image URL", reason="bad_url")
         url = url.strip()
+        segments = unquote(urlsplit(url).path).replace("\\", "/").split("/")
+        if ".." in segments or "." in segments:
+            raise FetchError(
+                f"image URL {display_url(url)!r} has '.' or '..' path segments; refused (path traversal)",
+                url=display_url(url),
+                reason="bad_url",
+            )
         if url.startswith("/") and not url.startswith("//"):
             if not self.ls_url:
                 raise FetchError(
