@@ -36,7 +36,12 @@ class Config:
     train_job_timeout: int = 600
     train_retries: int = 3
     keep_versions: int = 10
-    head: str = "logreg"
+    # "spreading" (label spreading over all cached embeddings + logistic regression) won the labeling study
+    # (docs/study); "logreg" is the paper's head.
+    head: str = "spreading"
+    # Encoder objective for bulk encoding (scripts/encode_tasks.py): "contrastive" won the study;
+    # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
+    encoder_objective: str = "contrastive"
     # Requests
     max_content_length: int = 64 * 1024 * 1024
     predict_encode_limit: int = 64
@@ -63,6 +68,7 @@ class Config:
         "train_retries": "DALT_TRAIN_RETRIES",
         "keep_versions": "DALT_KEEP_VERSIONS",
         "head": "DALT_HEAD",
+        "encoder_objective": "DALT_ENCODER_OBJECTIVE",
         "max_content_length": "DALT_MAX_CONTENT_LENGTH",
         "predict_encode_limit": "DALT_PREDICT_ENCODE_LIMIT",
         "fetch_timeout": "DALT_FETCH_TIMEOUT",

@@ -100,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT: read /data/local-files/ from disk",
     )
     p.add_argument("--retrain", action="store_true", help="train a new encoder even if the project has one")
-    p.add_argument("--objective", default="autoencoder", help="encoder training objective (default: autoencoder)")
+    p.add_argument(
+        "--objective",
+        default=Config.from_env().encoder_objective,
+        help="encoder training objective: contrastive, autoencoder, augmented-autoencoder "
+        "(default: DALT_ENCODER_OBJECTIVE, else contrastive)",
+    )
     p.add_argument("--latent-dim", type=int, default=32, help="vector length (default 32)")
     p.add_argument("--epochs", type=int, default=30, help="most training epochs (early stopping; default 30)")
     p.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")

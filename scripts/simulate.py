@@ -397,7 +397,10 @@ def summary_table(report: dict[str, Any]) -> str:
 # ---- main -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--dataset", required=True, help="mnist, digits, or a folder with labels.csv (file,label)")
+    p.add_argument("--dataset", help="mnist, digits, or a folder with labels.csv (file,label)")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                   help="combine reports of one dataset run as separate processes (e.g. methods split over "
+                        "parallel runs) into one report, table and plots; runs nothing")
     p.add_argument("--json", type=Path, help="write the full report here")
     p.add_argument("--plot", type=Path, help="write PNG plots into this folder")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)")
@@ -420,8 +423,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def merge_reports(paths: list[Path], default_method: str) -> dict[str, Any]:
+    """One report from several runs over the same dataset, order and retraining rule.
+
+    Raises:
+        SystemExit: when the runs are not comparable.
+    """
+    parts = [json.loads(p.read_text()) for p in paths]
+    keys = ("dataset", "tasks", "seed", "retraining", "block")
+    for part, path in zip(parts[1:], paths[1:], strict=True):
+        diff = [k for k in keys if part.get(k) != parts[0].get(k)]
+        if diff:
+            raise SystemExit(f"{path}: not comparable with {paths[0]} ({', '.join(diff)} differ)")
+    report = {k: parts[0][k] for k in (*keys, "classes", "cpu_count")}
+    found = {m: r for part in parts for m, r in part["methods"].items()}
+    report["methods"] = {m: found[m] for m in METHODS if m in found}
+    report["feature_seconds"] = {k: v for part in parts for k, v in part["feature_seconds"].items()}
+    report["parts"] = [{"file": p.name, "methods": list(part["methods"]), "wall_seconds": part["wall_seconds"]}
+                       for p, part in zip(paths, parts, strict=True)]
+    report["wall_seconds"] = max(part["wall_seconds"] for part in parts)
+    default = default_method if default_method in report["methods"] else next(iter(report["methods"]))
+    report["default_method"] = default
+    report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
+    report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
+    return report
+
+
+def _write(report: dict[str, Any], opts: argparse.Namespace) -> None:
+    print()
+    print(summary_table(report))
+    if opts.plot:
+        report["plots"] = write_plots(report, opts.plot)
+    if opts.json:
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(json.dumps(report, indent=1))
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     opts = build_parser().parse_args(argv)
+    if opts.merge:
+        report = merge_reports(opts.merge, opts.default_method)
+        _write(report, opts)
+        return report
+    if not opts.dataset:
+        raise SystemExit("--dataset is required (or --merge)")
     t_start = time.perf_counter()
     methods = opts.methods.split(",") if opts.methods else list(QUICK_METHODS if opts.quick else METHODS)
     unknown = [m for m in methods if m not in METHODS]
@@ -474,13 +519,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
     report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
-    print()
-    print(summary_table(report))
-    if opts.plot:
-        report["plots"] = write_plots(report, opts.plot)
-    if opts.json:
-        opts.json.parent.mkdir(parents=True, exist_ok=True)
-        opts.json.write_text(json.dumps(report, indent=1))
+    _write(report, opts)
     print(f"\n{ds.name}: default {default} accepted {report['acceptance_rate']:.2%}; "
           f"study took {report['wall_seconds']:.0f}s on {os.cpu_count()} CPUs")
     return report

@@ -65,3 +65,20 @@ def test_retraining_rule_and_labels_to_reach() -> None:
     assert simulate.should_train(1000, 990, 100, 0.05)  # a checkpoint
     assert simulate.labels_to_reach({10: 0.5, 20: 0.91, 30: 0.89, 40: 0.96}, 0.9) == 20
     assert simulate.labels_to_reach({10: 0.5}, 0.9) is None
+
+
+def test_merge_combines_runs_split_by_method_and_refuses_other_runs(quick_report, tmp_path) -> None:
+    report, out = quick_report
+    data = json.loads((out / "digits.json").read_text())
+    a = dict(data, methods={"raw+lr": data["methods"]["raw+lr"]}, wall_seconds=5.0)
+    b = dict(data, methods={k: v for k, v in data["methods"].items() if k != "raw+lr"}, wall_seconds=7.0)
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    merged = simulate.main(["--merge", str(tmp_path / "b.json"), str(tmp_path / "a.json"),
+                            "--json", str(tmp_path / "m.json")])
+    assert list(merged["methods"]) == ["raw+lr", "contrastive+spread", "contrastive+spread+coldstart"]
+    assert merged["acceptance_rate"] == data["acceptance_rate"] and merged["wall_seconds"] == 7.0
+    assert json.loads((tmp_path / "m.json").read_text())["rest_accuracy"] == data["rest_accuracy"]
+    (tmp_path / "c.json").write_text(json.dumps(dict(a, tasks=999)))
+    with pytest.raises(SystemExit, match="tasks"):
+        simulate.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
