@@ -36,15 +36,34 @@ def record_outcome(store: Store, pid: int, task_id: int, label: str | None, lead
     """
     if label is None:
         return None
-    lead = None
-    if isinstance(lead_time, int | float) and not isinstance(lead_time, bool):
-        if math.isfinite(lead_time) and lead_time >= 0:
-            lead = float(lead_time)
     try:
-        return store.record_outcome(pid, task_id, label, lead)
+        return store.record_outcome(pid, task_id, label, _lead(lead_time))
     except Exception:  # evaluation is best effort: the label itself is already recorded
         log.warning("project %s: could not record the live evaluation of task %s", pid, task_id, exc_info=True)
         return None
+
+
+def record_label_and_outcome(
+    store: Store, pid: int, annotation_id: int, task_id: int, label: str | None, lead_time: object = None
+) -> tuple[bool, str | None]:
+    """Record an annotation's label and its live evaluation in one round trip (the webhook's hot path).
+
+    Returns:
+        ``(label changed, outcome)`` as :meth:`Store.record_annotation` and :func:`record_outcome`.
+    """
+    changed, outcome = store.record_annotation_and_outcome(pid, annotation_id, task_id, label, _lead(lead_time))
+    if isinstance(outcome, Exception):  # evaluation is best effort: the label itself is recorded
+        log.warning("project %s: could not record the live evaluation of task %s: %s", pid, task_id, outcome)
+        return changed, None
+    return changed, outcome
+
+
+def _lead(lead_time: object) -> float | None:
+    """The annotation's lead_time when it is a finite number >= 0."""
+    if isinstance(lead_time, int | float) and not isinstance(lead_time, bool):
+        if math.isfinite(lead_time) and lead_time >= 0:
+            return float(lead_time)
+    return None
 
 
 def _version_number(version: str) -> int:

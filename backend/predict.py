@@ -29,7 +29,15 @@ class HeadCache:
     def __init__(self, size: int = 64):
         self.size = size
         self._heads: OrderedDict[tuple[int, str], tuple[Head, dict]] = OrderedDict()
+        self._hints: dict[int, tuple[str, int]] = {}
         self._lock = threading.Lock()
+
+    def encoder_hint(self, pid: int) -> tuple[str, int] | None:
+        """(encoder version, dim) of the head last served for ``pid``: what the next request will likely need."""
+        return self._hints.get(pid)
+
+    def set_encoder_hint(self, pid: int, encoder_version: str, dim: int) -> None:
+        self._hints[pid] = (encoder_version, dim)
 
     def get(self, store: Store, pid: int, version: str) -> tuple[Head, dict] | None:
         key = (pid, version)
@@ -75,20 +83,27 @@ def predict_tasks(
     Returns:
         ``(model_version, results)`` with exactly one result per task, in order.
     """
-    version = store.current_version(pid)
+    ids = [_task_id(t) for t in tasks]
+    valid = [i for i, t in enumerate(ids) if t is not None]
+    valid_ids = [ids[i] for i in valid]
+    hint = heads.encoder_hint(pid)
+    vecs = ok = None
+    if hint is not None and valid:  # the usual case: version check and embeddings in one round trip
+        version, vecs, ok = store.current_version_and_embeddings(pid, hint[0], valid_ids, hint[1])
+    else:
+        version = store.current_version(pid)
     entry = heads.get(store, pid, version) if version else None
     if entry is None:
         return version or NO_MODEL_VERSION, [empty_prediction(version or NO_MODEL_VERSION) for _ in tasks]
     head, meta = entry
-    ids = [_task_id(t) for t in tasks]
-    valid = [i for i, t in enumerate(ids) if t is not None]
     enc_version = meta.get("encoder_version")
-    X = np.zeros((len(tasks), int(meta.get("dim") or 0)), np.float32)
+    dim = int(meta.get("dim") or 0)
+    X = np.zeros((len(tasks), dim), np.float32)
     found = np.zeros(len(tasks), bool)
-    if valid and enc_version:
-        vecs, ok = store.get_embeddings(pid, enc_version, [ids[i] for i in valid], meta.get("dim"))
-        if X.shape[1] == 0:
-            X = np.zeros((len(tasks), vecs.shape[1]), np.float32)
+    if valid and enc_version and dim:
+        if hint != (enc_version, dim):  # first request, or the new head uses another encoder
+            heads.set_encoder_hint(pid, enc_version, dim)
+            vecs, ok = store.get_embeddings(pid, enc_version, valid_ids, dim)
         X[valid] = vecs
         found[valid] = ok
     missing = [i for i in valid if not found[i]]

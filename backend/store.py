@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -381,37 +381,73 @@ class Store:
             if info is None:
                 return np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool)
             dim = info.dim
+        pipe = self.r.pipeline(transaction=False)
+        finish = self._queue_embedding_reads(pipe, pid, version, ids, dim)
+        return finish(pipe.execute())
+
+    def current_version_and_embeddings(
+        self, pid: int, encoder_version: str, task_ids: Iterable[int], dim: int
+    ) -> tuple[str | None, np.ndarray, np.ndarray]:
+        """The served head version and embeddings in ONE round trip (the /predict hot path).
+
+        The caller guesses the encoder version from the head it served last; when the current head turns
+        out to use another encoder, it reads again with :meth:`get_embeddings`.
+        """
+        ids = [int(t) for t in task_ids]
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self._k(pid, "current"))
+        finish = self._queue_embedding_reads(pipe, pid, encoder_version, ids, dim)
+        replies = pipe.execute()
+        version = replies[0].decode() if replies[0] else None
+        X, found = finish(replies[1:])
+        return version, X, found
+
+    def _queue_embedding_reads(
+        self, pipe: redis.client.Pipeline, pid: int, version: str, ids: list[int], dim: int
+    ) -> Callable[[list], tuple[np.ndarray, np.ndarray]]:
+        """Queue the reads for ``ids`` on ``pipe``; returns the function that decodes their replies.
+
+        Buckets with many requested tasks are read whole (one GET) and decoded with numpy; a few tasks of
+        a bucket are read with GETRANGE of their slots only.
+        """
         slot = 1 + 2 * dim
         out = np.zeros((len(ids), dim), np.float32)
         found = np.zeros(len(ids), bool)
         if not ids:
-            return out, found
+            return lambda replies: (out, found)
+        id_arr = np.asarray(ids, np.int64)
         by_bucket: dict[int, list[int]] = {}
         for pos, t in enumerate(ids):
             by_bucket.setdefault(t // BUCKET, []).append(pos)
-        pipe = self.r.pipeline(transaction=False)
-        plan: list[tuple[int, list[int], bool]] = []
+        plan: list[tuple[np.ndarray | int, bool]] = []
         for b, positions in by_bucket.items():
             key = self._bucket_key(pid, version, b)
             if len(positions) > 8:  # cheaper to read the whole bucket than many ranges
                 pipe.get(key)
-                plan.append((b, positions, True))
+                plan.append((np.asarray(positions), True))
             else:
                 for pos in positions:
                     i = ids[pos] % BUCKET
                     pipe.getrange(key, i * slot, (i + 1) * slot - 1)
-                    plan.append((b, [pos], False))
-        replies = pipe.execute()
-        for (_b, positions, whole), data in zip(plan, replies, strict=True):
-            if not data:
-                continue
-            for pos in positions:
-                off = (ids[pos] % BUCKET) * slot if whole else 0
-                chunk = data[off : off + slot]
-                if len(chunk) == slot and chunk[0] == 1:
-                    out[pos] = np.frombuffer(chunk, dtype="<f2", offset=1).astype(np.float32)
-                    found[pos] = True
-        return out, found
+                    plan.append((pos, False))
+
+        def finish(replies: list) -> tuple[np.ndarray, np.ndarray]:
+            for (positions, whole), data in zip(plan, replies, strict=True):
+                if not data:
+                    continue
+                if whole:
+                    raw = np.zeros(BUCKET * slot, np.uint8)
+                    raw[: len(data)] = np.frombuffer(data, np.uint8)[: BUCKET * slot]
+                    rows = raw.reshape(BUCKET, slot)[id_arr[positions] % BUCKET]
+                    ok = rows[:, 0] == 1
+                    out[positions[ok]] = rows[ok, 1:].copy().view("<f2").astype(np.float32)
+                    found[positions[ok]] = True
+                elif len(data) == slot and data[0] == 1:
+                    out[positions] = np.frombuffer(data, dtype="<f2", offset=1).astype(np.float32)
+                    found[positions] = True
+            return out, found
+
+        return finish
 
     def all_embeddings(self, pid: int, version: str) -> tuple[np.ndarray, np.ndarray]:
         """Every cached embedding of an encoder version: ``(task_ids int64 [n], vectors float32 [n, dim])``.
@@ -700,6 +736,31 @@ class Store:
         lead = "" if lead_time is None else repr(float(lead_time))
         res = self._outcome(keys=[self._k(pid, "served"), self._k(pid, "eval")], args=[int(task_id), label, lead])
         return res.decode() if res else None
+
+    def record_annotation_and_outcome(
+        self, pid: int, annotation_id: int, task_id: int, label: str | None, lead_time: float | None = None
+    ) -> tuple[bool, str | None | Exception]:
+        """:meth:`record_annotation` and, for a label, :meth:`record_outcome` in ONE round trip.
+
+        The webhook's hot path. The outcome is best effort: a failure comes back as the exception (the
+        label itself is recorded or its error raised).
+
+        Returns:
+            ``(label changed, outcome or None or the exception the outcome raised)``.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        self._record(keys=self._label_keys(pid), args=[int(annotation_id), int(task_id), label or ""], client=pipe)
+        if label:
+            lead = "" if lead_time is None else repr(float(lead_time))
+            self._outcome(keys=[self._k(pid, "served"), self._k(pid, "eval")], args=[int(task_id), label, lead],
+                          client=pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        outcome = replies[1] if len(replies) > 1 else None
+        if isinstance(outcome, bytes):
+            outcome = outcome.decode()
+        return bool(replies[0]), outcome or None
 
     def evaluation(self, pid: int) -> dict[str, dict[str, float]]:
         """Live-evaluation counters by model version: ``{version: {"accepted": n, "accepted:lead_sum": s, ...}}``."""

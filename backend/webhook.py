@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from rq import Queue
 
 from backend.config import Config
-from backend.evaluation import record_outcome
+from backend.evaluation import record_label_and_outcome
 from backend.labelconfig import ClassificationConfig
 from backend.projects import Projects
 from backend.queueing import enqueue_encoding, enqueue_training
@@ -67,10 +67,11 @@ class WebhookHandler:
             raise BadWebhook(f"webhook body needs 'project' with an id: {exc}") from None
         cfg = self._learn_project(pid, project)
         result = WebhookResult(action=action, project=pid)
+        minimum = project.get("min_annotations_to_start_training") if isinstance(project, dict) else None
         if action in ANNOTATION_ACTIONS:
-            self._annotation(pid, cfg, payload, result)
+            self._annotation(pid, cfg, payload, result, minimum)
         elif action == "ANNOTATIONS_DELETED":
-            self._deleted(pid, payload, result)
+            self._deleted(pid, payload, result, minimum)
         elif action == "START_TRAINING":
             result.training_queued = enqueue_training(self.store, self.queue, pid, self.config, force=True)
         elif action == "TASKS_CREATED":
@@ -116,7 +117,9 @@ class WebhookHandler:
         except (LookupError, ValueError):
             return None
 
-    def _annotation(self, pid: int, cfg: ClassificationConfig | None, payload: dict, result: WebhookResult) -> None:
+    def _annotation(
+        self, pid: int, cfg: ClassificationConfig | None, payload: dict, result: WebhookResult, minimum: object
+    ) -> None:
         ann = payload.get("annotation")
         if not isinstance(ann, dict):
             raise BadWebhook(f"{result.action} needs an 'annotation' object")
@@ -140,16 +143,15 @@ class WebhookHandler:
         if unknown is not None:  # recording it as "no label" would silently drop the task's label
             raise BadWebhook(f"label {unknown!r} is not one of the project's classes: {', '.join(cfg.classes)}")
         label = None if ann.get("was_cancelled") else cfg.label_of(result_items)
-        changed = self.store.record_annotation(pid, ann_id, task, label)
+        changed, outcome = record_label_and_outcome(self.store, pid, ann_id, task, label, ann.get("lead_time"))
         result.labels_changed = int(changed)
         result.detail.update(task=task, label=label)
-        outcome = record_outcome(self.store, pid, task, label, ann.get("lead_time"))  # live evaluation
         if outcome:
             result.detail["prediction"] = outcome
         if changed:
-            result.training_queued = self._maybe_train(pid)
+            result.training_queued = self._maybe_train(pid, minimum)
 
-    def _deleted(self, pid: int, payload: dict, result: WebhookResult) -> None:
+    def _deleted(self, pid: int, payload: dict, result: WebhookResult, minimum: object) -> None:
         anns = payload.get("annotations")
         if not isinstance(anns, list):
             raise BadWebhook("ANNOTATIONS_DELETED needs an 'annotations' list")
@@ -158,7 +160,7 @@ class WebhookHandler:
             raise BadWebhook("ANNOTATIONS_DELETED needs annotations with integer ids")
         result.labels_changed = self.store.delete_annotations(pid, ids)
         if result.labels_changed:
-            result.training_queued = self._maybe_train(pid)
+            result.training_queued = self._maybe_train(pid, minimum)
 
     def _tasks_created(self, pid: int, payload: dict, result: WebhookResult) -> None:
         tasks = payload.get("tasks")
@@ -173,8 +175,15 @@ class WebhookHandler:
             result.detail["encode_job"] = enqueue_encoding(self.queue, pid, slim, self.config)
         result.detail["tasks"] = len(slim)
 
-    def _maybe_train(self, pid: int) -> bool:
-        minimum = int(self.store.project(pid).get("min_annotations") or 0)
+    def _maybe_train(self, pid: int, minimum: object) -> bool:
+        """Queue training unless the project's ``min_annotations_to_start_training`` is not reached yet.
+
+        The minimum comes with the webhook's project payload (no Redis read); as saved, for payloads
+        without it.
+        """
+        if not _is_id(minimum):
+            minimum = self.store.project(pid).get("min_annotations")
+        minimum = int(minimum or 0)
         if minimum and self.store.label_count(pid) < minimum:
             return False
         return enqueue_training(self.store, self.queue, pid, self.config)

@@ -191,3 +191,21 @@ def test_redis_outage_gives_503_not_a_hang(config):
     resp = app.test_client().post("/setup", json={"project": "1.2", "schema": CONFIG_XML})
     assert resp.status_code == 503 and "Redis" in resp.json["error"]
     assert app.test_client().get("/health").status_code == 503
+
+
+def test_predict_follows_a_new_encoder_without_restart(client, ls_payload, annotation_event, seeded_project, store):
+    seeded = seeded_project(n=60, dim=8)
+    label_tasks(client, annotation_event, seeded, 30)
+    run_jobs(store)
+    body = predict_body(ls_payload, seeded["ids"][30:])
+    first = client.post("/predict", json=body).json["results"]  # caches the head and its encoder
+    assert all(r["result"] for r in first)
+    # Bulk encoding retrains the encoder: new version, another dimension, same tasks.
+    store.put_encoder(1, "enc-new", b"", {"dim": 4})
+    store.put_embeddings(1, "enc-new", {t: x[:4] for t, x in zip(seeded["ids"], seeded["X"], strict=True)})
+    client.post("/webhook", json=ls_payload("webhook_start_training"))
+    run_jobs(store)
+    assert store.versions(1)[0]["encoder_version"] == "enc-new"
+    results = client.post("/predict", json=body).json["results"]
+    assert {r["model_version"] for r in results} == {store.current_version(1)}
+    assert all(r["result"] for r in results)
