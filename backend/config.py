@@ -51,6 +51,7 @@ class Config:
     max_image_pixels: int = 40_000_000
     allowed_hosts: tuple[str, ...] = ()
     allow_private_networks: bool = False
+    local_files_root: str = ""
     # Lost webhooks (see backend.reconcile)
     reconcile_delay: float = 2.0
     reconcile_interval: float = 60.0
@@ -76,6 +77,7 @@ class Config:
         "max_image_pixels": "DALT_MAX_IMAGE_PIXELS",
         "allowed_hosts": "DALT_ALLOWED_HOSTS",
         "allow_private_networks": "DALT_ALLOW_PRIVATE_NETWORKS",
+        "local_files_root": "DALT_LOCAL_FILES_ROOT",
         "reconcile_delay": "DALT_RECONCILE_DELAY",
         "reconcile_interval": "DALT_RECONCILE_INTERVAL",
     }
