@@ -27,6 +27,7 @@ Exit status: 0 done (even with failed images, which are listed), 1 nothing could
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
@@ -411,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run(opts)
     except (FileNotFoundError, ValueError, KeyError) as exc:
+        if os.environ.get("LOG_LEVEL", "").upper() == "DEBUG":
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for tid, reason in sorted(summary.failed.items())[:10]:
