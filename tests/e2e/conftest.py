@@ -18,6 +18,7 @@ import redis
 import requests
 
 from backend.store import Store
+from tests.conftest import start_redis
 from tests.e2e import harness
 
 
@@ -126,9 +127,19 @@ def start_dalt(redis_url: str, ls: harness.LabelStudio, log_dir: Path, api_key: 
 
 
 @pytest.fixture(scope="session")
-def dalt(redis_server: str, label_studio: harness.LabelStudio, e2e_dir: Path) -> Iterator[Dalt]:
+def e2e_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of the e2e suite's own: the shared test Redis holds whatever the previous test left
+    (other tests flush it when they START), and the e2e services live across many tests."""
+    proc, url = start_redis(tmp_path_factory.mktemp("e2e-redis"))
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def dalt(e2e_redis: str, label_studio: harness.LabelStudio, e2e_dir: Path) -> Iterator[Dalt]:
     """The backend and a worker, configured with Label Studio's URL and legacy key."""
-    services = start_dalt(redis_server, label_studio, e2e_dir / "dalt")
+    services = start_dalt(e2e_redis, label_studio, e2e_dir / "dalt")
     yield services
     services.stop()
 

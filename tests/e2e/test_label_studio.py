@@ -139,7 +139,7 @@ def test_start_training_from_the_model_settings(trained_project: TrainedProject,
 
 
 def test_personal_access_token_instead_of_legacy_key(
-    label_studio: harness.LabelStudio, redis_server: str, e2e_dir: Path, mnist: Mnist
+    label_studio: harness.LabelStudio, e2e_redis: str, e2e_dir: Path, mnist: Mnist
 ) -> None:
     """The PAT drives the API client, the bulk encoder and the backend's own downloads."""
     pat = label_studio.create_personal_access_token()
@@ -153,7 +153,7 @@ def test_personal_access_token_instead_of_legacy_key(
     # A backend whose only credential is the PAT (no legacy key anywhere in its environment).
     from tests.e2e.conftest import start_dalt
 
-    pat_dalt = start_dalt(redis_server, label_studio, e2e_dir / "dalt-pat", api_key=pat)
+    pat_dalt = start_dalt(e2e_redis, label_studio, e2e_dir / "dalt-pat", api_key=pat)
     try:
         harness.connect_backend(client, pid, pat_dalt.url)
         pat_dalt.encode(pid, pat, "--epochs", "5")
