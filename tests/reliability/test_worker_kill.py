@@ -48,10 +48,10 @@ def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(store
         store.record_annotation(1, t, t, label)
     assert store.label_count(1) == N
 
-    victim = procs("worker", redis_server, "--job-monitoring-interval", "5")
     queue = Queue("dalt", connection=store.r)
-    assert enqueue_training(store, queue, 1, config)
+    assert enqueue_training(store, queue, 1, config)  # queued before the worker exists: no race for its id
     job_id = queue.job_ids[0]
+    victim = procs("worker", redis_server, "--job-monitoring-interval", "5")
     wait_for(lambda: Job.fetch(job_id, connection=store.r).get_status() == JobStatus.STARTED, timeout=60)
     time.sleep(1.5)  # inside the fit (about 4 s of L-BFGS after the embeddings are read)
     victim.kill()  # kill -9 of the worker, its work horse and its scheduler process
