@@ -57,6 +57,8 @@ class EncoderArtifact:
             "latent_dim": self.dim,
             "objective": self.objective,
         }
+        if getattr(model, "pre_convs", False):  # absent = the original two-conv network
+            self._config["pre_convs"] = True
         self.version = f"enc-{objective}-{_content_hash(self._config, self.model.state_dict())}"
 
     def meta(self) -> dict[str, Any]:
@@ -95,7 +97,9 @@ class EncoderArtifact:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError("not an encoder artifact of a known format")
         cfg = data["config"]
-        model = ConvEncoder(int(cfg["channels"]), int(cfg["size"]), int(cfg["latent_dim"]))
+        model = ConvEncoder(
+            int(cfg["channels"]), int(cfg["size"]), int(cfg["latent_dim"]), pre_convs=bool(cfg.get("pre_convs", False))
+        )
         model.load_state_dict(data["state"])
         return cls(model, objective=str(cfg["objective"]), info=json.loads(data.get("info_json") or "{}"))
 
