@@ -152,6 +152,8 @@ def test_worker_and_encoder_share_the_backend_image_and_settings(config: dict) -
     cmd = _command(worker)
     assert cmd[:2] == ["rq", "worker"] and cmd[-1] == "dalt"
     assert cmd[cmd.index("--url") + 1] == _env(worker)["REDIS_URL"]
+    assert cmd[cmd.index("--worker-class") + 1] == "backend.worker.PreloadedWorker"
+    assert "--with-scheduler" in cmd and "--maintenance-interval" in cmd
     assert _env(worker)["DALT_QUEUE"] == "dalt"
     # The encoder is a one-shot job, only started on request.
     assert encode["profiles"] == ["encode"]
