@@ -737,6 +737,25 @@ class Store:
         res = self._outcome(keys=[self._k(pid, "served"), self._k(pid, "eval")], args=[int(task_id), label, lead])
         return res.decode() if res else None
 
+    def _evalsha_pipeline(self, calls: list[tuple[Any, list, list]]) -> list:
+        """Run registered scripts in one pipeline, in ONE round trip.
+
+        redis-py's pipelines ask ``SCRIPT EXISTS`` before every execute when scripts are queued through
+        them (a second round trip); sending EVALSHA directly and loading the scripts only after a
+        NOSCRIPT reply (Redis restarted or flushed its script cache) keeps it at one.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        for i, (script, keys, args) in enumerate(calls):
+            if isinstance(replies[i], redis.exceptions.NoScriptError):  # only this one did not run
+                try:
+                    replies[i] = script(keys=keys, args=args)  # loads the script and runs it
+                except redis.exceptions.ResponseError as exc:
+                    replies[i] = exc
+        return replies
+
     def record_annotation_and_outcome(
         self, pid: int, annotation_id: int, task_id: int, label: str | None, lead_time: float | None = None
     ) -> tuple[bool, str | None | Exception]:
@@ -748,13 +767,11 @@ class Store:
         Returns:
             ``(label changed, outcome or None or the exception the outcome raised)``.
         """
-        pipe = self.r.pipeline(transaction=False)
-        self._record(keys=self._label_keys(pid), args=[int(annotation_id), int(task_id), label or ""], client=pipe)
+        calls = [(self._record, self._label_keys(pid), [int(annotation_id), int(task_id), label or ""])]
         if label:
             lead = "" if lead_time is None else repr(float(lead_time))
-            self._outcome(keys=[self._k(pid, "served"), self._k(pid, "eval")], args=[int(task_id), label, lead],
-                          client=pipe)
-        replies = pipe.execute(raise_on_error=False)
+            calls.append((self._outcome, [self._k(pid, "served"), self._k(pid, "eval")], [int(task_id), label, lead]))
+        replies = self._evalsha_pipeline(calls)
         if isinstance(replies[0], Exception):
             raise replies[0]
         outcome = replies[1] if len(replies) > 1 else None

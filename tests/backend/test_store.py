@@ -139,3 +139,11 @@ def test_a_new_encoder_or_head_kind_publishes_on_the_same_labels(store: Store):
     assert store.publish_head(1, b"c", {"encoder_version": "old", "head": "spread"}, generation=9) is None
     assert store.publish_head(1, b"d", {"encoder_version": "new", "head": "spread"}, generation=3) == "v3"
     assert store.publish_head(1, b"e", {"encoder_version": "new", "head": "spread"}, generation=2) is None
+
+
+def test_label_and_outcome_survive_a_flushed_script_cache(store: Store):
+    assert store.record_annotation_and_outcome(1, 1, 1, "a") == (True, None)
+    store.r.script_flush()  # as after a Redis restart
+    store.record_served(1, {2: {"version": "v1", "label": "b", "score": 0.9}})
+    assert store.record_annotation_and_outcome(1, 2, 2, "b", 3.0) == (True, "accepted")
+    assert store.labels(1) == {1: "a", 2: "b"}
