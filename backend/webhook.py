@@ -14,7 +14,7 @@ from rq import Queue
 from backend.config import Config
 from backend.evaluation import record_label_and_outcome
 from backend.labelconfig import ClassificationConfig
-from backend.projects import Projects
+from backend.projects import Projects, cached_config
 from backend.queueing import enqueue_encoding, enqueue_training
 from backend.reconcile import enqueue_reconcile, observe_webhook
 from backend.store import Store, project_id
@@ -65,6 +65,7 @@ class WebhookHandler:
             pid = project_id(project)
         except ValueError as exc:
             raise BadWebhook(f"webhook body needs 'project' with an id: {exc}") from None
+        self._check(pid, action, payload)  # a rejected webhook must change nothing, not even the project
         cfg = self._learn_project(pid, project)
         result = WebhookResult(action=action, project=pid)
         minimum = project.get("min_annotations_to_start_training") if isinstance(project, dict) else None
@@ -117,31 +118,36 @@ class WebhookHandler:
         except (LookupError, ValueError):
             return None
 
+    def _check(self, pid: int, action: str, payload: dict) -> None:
+        """Validate the action's fields before anything is written (raises BadWebhook)."""
+        if action in ANNOTATION_ACTIONS:
+            ann, _ann_id, _task, items = _annotation_fields(payload, action)
+            project = payload.get("project")
+            cfg = None
+            label_config = project.get("label_config") if isinstance(project, dict) else None
+            if isinstance(label_config, str) and label_config:
+                try:
+                    cfg = cached_config(label_config)
+                except ValueError:
+                    cfg = None
+            cfg = self._config(pid, cfg)
+            unknown = None if cfg is None or ann.get("was_cancelled") else _unknown_choice(cfg, items)
+            if unknown is not None:  # recording it as "no label" would silently drop the task's label
+                raise BadWebhook(f"label {unknown!r} is not one of the project's classes: {', '.join(cfg.classes)}")
+        elif action == "ANNOTATIONS_DELETED":
+            _deleted_ids(payload)
+        elif action == "TASKS_CREATED" and not isinstance(payload.get("tasks"), list):
+            raise BadWebhook("TASKS_CREATED needs a 'tasks' list")
+
     def _annotation(
         self, pid: int, cfg: ClassificationConfig | None, payload: dict, result: WebhookResult, minimum: object
     ) -> None:
-        ann = payload.get("annotation")
-        if not isinstance(ann, dict):
-            raise BadWebhook(f"{result.action} needs an 'annotation' object")
-        ann_id = ann.get("id")
-        task = ann.get("task")
-        if isinstance(task, dict):
-            task = task.get("id")
-        if task is None and isinstance(payload.get("task"), dict):
-            task = payload["task"].get("id")
-        if not _is_id(ann_id) or not _is_id(task):
-            raise BadWebhook(f"{result.action} needs integer 'annotation.id' and 'annotation.task'")
+        ann, ann_id, task, result_items = _annotation_fields(payload, result.action)
         cfg = self._config(pid, cfg)
         if cfg is None:
             result.status = "ignored"
             result.detail["reason"] = "no supported label config known for this project"
             return
-        result_items = ann.get("result")
-        if result_items is not None and not isinstance(result_items, list):
-            raise BadWebhook("'annotation.result' must be a list")
-        unknown = None if ann.get("was_cancelled") else _unknown_choice(cfg, result_items)
-        if unknown is not None:  # recording it as "no label" would silently drop the task's label
-            raise BadWebhook(f"label {unknown!r} is not one of the project's classes: {', '.join(cfg.classes)}")
         label = None if ann.get("was_cancelled") else cfg.label_of(result_items)
         changed, outcome = record_label_and_outcome(self.store, pid, ann_id, task, label, ann.get("lead_time"))
         result.labels_changed = int(changed)
@@ -152,12 +158,7 @@ class WebhookHandler:
             result.training_queued = self._maybe_train(pid, minimum)
 
     def _deleted(self, pid: int, payload: dict, result: WebhookResult, minimum: object) -> None:
-        anns = payload.get("annotations")
-        if not isinstance(anns, list):
-            raise BadWebhook("ANNOTATIONS_DELETED needs an 'annotations' list")
-        ids = [a.get("id") for a in anns if isinstance(a, dict)]
-        if not ids or not all(_is_id(i) for i in ids):
-            raise BadWebhook("ANNOTATIONS_DELETED needs annotations with integer ids")
+        ids = _deleted_ids(payload)
         result.labels_changed = self.store.delete_annotations(pid, ids)
         if result.labels_changed:
             result.training_queued = self._maybe_train(pid, minimum)
@@ -187,6 +188,36 @@ class WebhookHandler:
         if minimum and self.store.label_count(pid) < minimum:
             return False
         return enqueue_training(self.store, self.queue, pid, self.config)
+
+
+def _annotation_fields(payload: dict, action: str) -> tuple[dict, int, int, list | None]:
+    """``(annotation, annotation id, task id, result)`` of an annotation event (raises BadWebhook)."""
+    ann = payload.get("annotation")
+    if not isinstance(ann, dict):
+        raise BadWebhook(f"{action} needs an 'annotation' object")
+    ann_id = ann.get("id")
+    task = ann.get("task")
+    if isinstance(task, dict):
+        task = task.get("id")
+    if task is None and isinstance(payload.get("task"), dict):
+        task = payload["task"].get("id")
+    if not _is_id(ann_id) or not _is_id(task):
+        raise BadWebhook(f"{action} needs integer 'annotation.id' and 'annotation.task'")
+    items = ann.get("result")
+    if items is not None and not isinstance(items, list):
+        raise BadWebhook("'annotation.result' must be a list")
+    return ann, ann_id, task, items
+
+
+def _deleted_ids(payload: dict) -> list[int]:
+    """The annotation ids of an ANNOTATIONS_DELETED event (raises BadWebhook)."""
+    anns = payload.get("annotations")
+    if not isinstance(anns, list):
+        raise BadWebhook("ANNOTATIONS_DELETED needs an 'annotations' list")
+    ids = [a.get("id") for a in anns if isinstance(a, dict)]
+    if not ids or not all(_is_id(i) for i in ids):
+        raise BadWebhook("ANNOTATIONS_DELETED needs annotations with integer ids")
+    return ids
 
 
 def _unknown_choice(cfg: ClassificationConfig, items: list | None) -> str | None:

@@ -209,3 +209,12 @@ def test_predict_follows_a_new_encoder_without_restart(client, ls_payload, annot
     results = client.post("/predict", json=body).json["results"]
     assert {r["model_version"] for r in results} == {store.current_version(1)}
     assert all(r["result"] for r in results)
+
+
+@pytest.mark.parametrize("result", [{"O": ""}, [{"from_name": "label", "value": {"choices": ["seven"]}}]])
+def test_a_rejected_webhook_does_not_even_create_its_project(client, annotation_event, store, result):
+    body = annotation_event(1, 1, "one", pid=77)
+    body["annotation"]["result"] = result  # not a list / a label the config does not have (found by the fuzz test)
+    resp = client.post("/webhook", json=body)
+    assert resp.status_code == 400
+    assert 77 not in store.projects() and store.project(77) == {}
