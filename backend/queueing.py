@@ -26,6 +26,18 @@ def _retry(config: Config) -> Retry | None:
     return Retry(max=config.train_retries, interval=intervals)
 
 
+def _job_options(config: Config, kind: str, pid: int, description: str) -> dict:
+    """What every DALT job gets: a unique id, explicit timeout, retries, and how long results are kept."""
+    return {
+        "job_id": f"dalt-{kind}-{pid}-{uuid.uuid4().hex[:12]}",
+        "job_timeout": config.train_job_timeout,
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 24 * 3600,
+        "retry": _retry(config),
+        "description": description,
+    }
+
+
 def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, force: bool = False) -> bool:
     """Queue a training run for ``pid`` unless one is already queued.
 
@@ -41,14 +53,7 @@ def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, fo
         return False
     try:
         queue.enqueue(
-            "backend.jobs.train_project_job",
-            pid,
-            job_id=f"dalt-train-{pid}-{uuid.uuid4().hex[:12]}",
-            job_timeout=config.train_job_timeout,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            retry=_retry(config),
-            description=f"train head of project {pid}",
+            "backend.jobs.train_project_job", pid, **_job_options(config, "train", pid, f"train head of project {pid}")
         )
     except Exception:
         # Without this, a flag set just before Redis went away would block every run for its whole TTL.
@@ -67,11 +72,6 @@ def enqueue_encoding(queue: Queue, pid: int, tasks: list[dict], config: Config) 
         "backend.jobs.encode_tasks_job",
         pid,
         tasks,
-        job_id=f"dalt-encode-{pid}-{uuid.uuid4().hex[:12]}",
-        job_timeout=config.train_job_timeout,
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        retry=_retry(config),
-        description=f"encode {len(tasks)} new tasks of project {pid}",
+        **_job_options(config, "encode", pid, f"encode {len(tasks)} new tasks of project {pid}"),
     )
     return job.id
