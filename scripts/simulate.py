@@ -47,7 +47,6 @@ import numpy as np  # noqa: E402
 import redis  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from backend import spreading  # noqa: E402,F401  (registers the "spreading" head)
 from backend.coldstart import default_clusters, typicality_order  # noqa: E402
 from backend.config import Config  # noqa: E402
 from backend.evaluation import record_outcome  # noqa: E402
