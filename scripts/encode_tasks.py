@@ -45,8 +45,8 @@ from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import DecodeError, choose_channels, decode_image
 from encoder.fetch import FetchError, ImageFetcher
-from encoder.objectives import get_objective
 from encoder.pipeline import TaskEncoder, task_image_url
+from encoder.registry import get_objective
 from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export, tasks_from_label_studio
 from encoder.train import train_encoder
 

@@ -66,3 +66,18 @@ def test_configured_key_wins_over_setup(config: Config) -> None:
     )
     assert encoding.label_studio_access(config, {"hostname": "http://x", "access_token": "t"}) == ("http://x", "t")
     assert encoding.label_studio_access(config, {}) == (None, None)
+
+
+def test_fetch_settings_come_from_the_config_and_setup_can_override_the_label_studio_access() -> None:
+    import dataclasses
+
+    cfg = dataclasses.replace(Config(), label_studio_url="http://ls:8080", label_studio_api_key="cfg-key",
+                              fetch_timeout=4.0, max_image_bytes=123, max_image_pixels=456,
+                              allowed_hosts=("a.example",), allow_private_networks=True, local_files_root="/data")
+    s = cfg.fetch_settings()
+    assert (s.ls_url, s.api_key, s.timeout, s.max_bytes, s.max_pixels, s.allowed_hosts) == (
+        "http://ls:8080", "cfg-key", 4.0, 123, 456, ("a.example",))
+    assert s.allow_private_networks and s.local_files_root == "/data"
+    explicit = cfg.fetch_settings("http://other", "k2")  # e.g. what /setup saved for the project
+    assert (explicit.ls_url, explicit.api_key) == ("http://other", "k2")
+    assert Config().fetch_settings().ls_url is None and Config().fetch_settings().local_files_root is None
