@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any
 
 import numpy as np
 
 from backend.config import Config
+from backend.labelstudio import label_studio_access
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.fetch import ImageFetcher
@@ -48,13 +48,6 @@ def load_artifact(store: Store, pid: int, version: str) -> EncoderArtifact | Non
         while len(_artifacts) > _MAX_ARTIFACTS:
             _artifacts.popitem(last=False)
     return art
-
-
-def label_studio_access(config: Config, project: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Label Studio URL and key: the configured ones first, else those ``/setup`` saved for the project."""
-    url = config.label_studio_url or project.get("hostname") or None
-    key = config.label_studio_api_key or project.get("access_token") or None
-    return (str(url) if url else None), (str(key) if key else None)
 
 
 def fetcher_for(config: Config, ls_url: str | None, api_key: str | None) -> ImageFetcher:

@@ -14,7 +14,7 @@ non-stop). ``START_TRAINING``
 (Label Studio's Train button) and ``scripts/reconcile.py`` resync regardless of the counters: those also
 catch a lost *update*, which leaves the counts unchanged.
 
-The resync reads every task with its annotations (label-studio-sdk ``tasks.list(fields="all")``) and
+The resync reads every task with its annotations (``backend.labelstudio.fetch_annotations``) and
 makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations that
 no webhook touched since the crawl began (compared with a snapshot taken before it): what a webhook
 wrote during the crawl is newer than what the crawl read.
@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from rq import Queue
 
 from backend.config import Config
-from backend.encoding import label_studio_access
 from backend.labelconfig import ClassificationConfig
+from backend.labelstudio import fetch_annotations, label_studio_access
 from backend.projects import cached_config
 from backend.queueing import enqueue_training
 from backend.store import Store
@@ -38,7 +38,6 @@ from backend.store import Store
 log = logging.getLogger(__name__)
 
 COUNTERS = ("total_annotations_number", "skipped_annotations_number", "num_tasks_with_annotations", "task_number")
-PAGE_SIZE = 100
 
 
 @dataclass
@@ -180,36 +179,6 @@ def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> d
 
 def _label(cfg: ClassificationConfig, ann: dict) -> str | None:
     return None if ann.get("was_cancelled") else cfg.label_of(ann.get("result"))
-
-
-def fetch_annotations(ls_url: str, api_key: str, pid: int, page_size: int = PAGE_SIZE) -> tuple[dict, int]:
-    """Every annotation of a project through label-studio-sdk: ``{ann id: (task id, annotation)}`` and pages.
-
-    Pages are requested one by one: Label Studio answers 404 past the last page, which the SDK's own
-    iterator would raise.
-    """
-    from label_studio_sdk import LabelStudio
-    from label_studio_sdk.core.api_error import ApiError
-
-    client = LabelStudio(base_url=ls_url, api_key=api_key, timeout=60)
-    out: dict[int, tuple[int, dict]] = {}
-    page = 0
-    while True:
-        page += 1
-        try:
-            items = client.tasks.list(project=pid, fields="all", page=page, page_size=page_size).items or []
-        except ApiError as exc:
-            if exc.status_code == 404 and page > 1:
-                break
-            raise
-        for task in items:
-            tid = _int(getattr(task, "id", None))
-            for ann in getattr(task, "annotations", None) or []:
-                if tid is not None and isinstance(ann, dict) and (aid := _int(ann.get("id"))) is not None:
-                    out[aid] = (tid, ann)
-        if len(items) < page_size:
-            break
-    return out, page
 
 
 def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = False) -> ReconcileResult:

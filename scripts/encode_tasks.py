@@ -40,14 +40,14 @@ import torch
 from tqdm.auto import tqdm
 
 from backend.config import Config
-from backend.encoding import label_studio_access
+from backend.labelstudio import iter_tasks, label_studio_access
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import DecodeError, choose_channels, decode_image
 from encoder.fetch import FetchError, ImageFetcher
 from encoder.pipeline import TaskEncoder, task_image_url
 from encoder.registry import get_objective
-from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export, tasks_from_label_studio
+from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export
 from encoder.train import train_encoder
 
 CHANNEL_SAMPLE = 64
@@ -149,7 +149,7 @@ def load_tasks(opts: argparse.Namespace, config: Config, store: Store, progress:
             raise SystemExit("Label Studio URL and key are needed: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY")
         bar = tqdm(desc="list tasks", unit="task", disable=not progress)
         tasks = []
-        for t in tasks_from_label_studio(ls_url, api_key, opts.project, page_size=opts.page_size):
+        for t in iter_tasks(ls_url, api_key, opts.project, page_size=opts.page_size):
             tasks.append(t)
             bar.update(1)
         bar.close()

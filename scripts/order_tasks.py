@@ -31,7 +31,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from backend.coldstart import default_clusters, order_values, typicality_order  # noqa: E402
 from backend.config import Config  # noqa: E402
-from backend.encoding import label_studio_access  # noqa: E402
+from backend.labelstudio import label_studio_access  # noqa: E402
 from backend.store import Store  # noqa: E402
 
 FIELD = "dalt_order"
