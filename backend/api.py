@@ -14,10 +14,11 @@ from werkzeug.exceptions import BadRequest, UnprocessableEntity
 
 from backend.config import Config
 from backend.encoding import encode_missing
+from backend.events import project_id
 from backend.metrics import Metrics
 from backend.predict import NO_MODEL_VERSION, HeadCache, predict_tasks
 from backend.projects import Projects, UnknownProject
-from backend.store import Store, project_id
+from backend.store import Store
 from backend.webhook import BadWebhook, WebhookHandler
 
 bp = Blueprint("dalt", __name__)

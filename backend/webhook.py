@@ -13,11 +13,12 @@ from rq import Queue
 
 from backend.config import Config
 from backend.evaluation import record_label_and_outcome
+from backend.events import project_id
 from backend.labelconfig import ClassificationConfig
 from backend.projects import Projects, cached_config
 from backend.queueing import enqueue_encoding, enqueue_training
 from backend.reconcile import enqueue_reconcile, observe_webhook
-from backend.store import Store, project_id
+from backend.store import Store
 
 log = logging.getLogger(__name__)
 
