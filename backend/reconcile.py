@@ -5,14 +5,10 @@ outage (503) or a network blip loses annotations for good. Every webhook's ``pro
 Studio's own counters, computed after the event was saved: ``total_annotations_number`` (annotations
 not cancelled, empty ones included) and ``skipped_annotations_number`` (cancelled ones). The backend
 keeps the set of annotation ids it has seen of each kind, so one cheap comparison per webhook tells
-whether an event went missing. On a mismatch a reconcile job is queued (never run inside the webhook:
-it crawls the project through the API), delayed by ``DALT_RECONCILE_DELAY`` so that webhooks still in
-flight from concurrent annotators land first; jobs are coalesced per project (one queued at a time, the
-flag cleared when one starts), and a mismatch within ``DALT_RECONCILE_INTERVAL`` of the last start waits
-for a later webhook to be seen again (so a misconfigured project cannot make DALT crawl Label Studio
-non-stop). ``START_TRAINING``
-(Label Studio's Train button) and ``scripts/reconcile.py`` resync regardless of the counters: those also
-catch a lost *update*, which leaves the counts unchanged.
+whether an event went missing. On a mismatch a reconcile job is queued through ``backend.queueing``
+(never run inside the webhook: it crawls the project through the API; how such jobs are coalesced and
+rate limited is written there). ``START_TRAINING`` (Label Studio's Train button) and a reconcile by hand
+resync regardless of the counters: those also catch a lost *update*, which leaves the counts unchanged.
 
 The resync reads every task with its annotations (``backend.labelstudio.fetch_annotations``) and
 makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations that
@@ -23,7 +19,6 @@ wrote during the crawl is newer than what the crawl read.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 
 from rq import Queue
@@ -32,7 +27,7 @@ from backend.config import Config
 from backend.labelconfig import ClassificationConfig
 from backend.labelstudio import fetch_annotations, label_studio_access
 from backend.projects import cached_config
-from backend.queueing import enqueue_training
+from backend.queueing import enqueue_reconcile, enqueue_training
 from backend.store import Store
 
 log = logging.getLogger(__name__)
@@ -111,70 +106,6 @@ def observe_webhook(store: Store, queue: Queue, config: Config, pid: int, payloa
         return "in_sync"
     reason = f"{action}: Label Studio counts {counters['total_annotations_number']} annotations, backend saw {n_live}"
     return enqueue_reconcile(store, queue, config, pid, reason=reason)
-
-
-def enqueue_reconcile(
-    store: Store, queue: Queue, config: Config, pid: int, *, reason: str, force: bool = False
-) -> str:
-    """Queue a reconcile job unless one is queued, or (unless ``force``) one started within the interval.
-
-    The job is queued right away and waits ``DALT_RECONCILE_DELAY`` itself: RQ's scheduler (needed for
-    ``enqueue_in``) dies with a Redis outage and a worker restarts it only every maintenance interval.
-
-    Args:
-        force: resync even if the counters agree when the job runs (``START_TRAINING``, by hand).
-
-    Returns:
-        ``"queued"``, ``"pending"`` (one is queued), ``"recent"`` (one started less than
-        ``DALT_RECONCILE_INTERVAL`` ago: a mismatch that remains is seen again by a later webhook) or
-        ``"no_access"`` (no Label Studio URL and key to resync with).
-    """
-    ls_url, api_key = label_studio_access(config, store.project(pid))
-    if not ls_url or not api_key:
-        if pid not in _warned:
-            _warned.add(pid)
-            log.warning("project %s: %s, but no Label Studio URL/key to resync with (set LABEL_STUDIO_URL and "
-                        "LABEL_STUDIO_API_KEY)", pid, reason)
-        return "no_access"
-    last = store.last_reconcile(pid)
-    if not force and last is not None and time.time() - last < config.reconcile_interval:
-        return "recent"
-    if not store.mark_reconcile(pid, ttl=int(config.reconcile_delay) + 3600):
-        return "pending"
-    log.info("project %s: reconcile queued (%s)", pid, reason)
-    try:
-        queue.enqueue(
-            reconcile_project_job,
-            pid,
-            force,
-            config.reconcile_delay,
-            job_timeout=max(600, config.train_job_timeout),
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"reconcile annotations of project {pid} with Label Studio",
-        )
-    except Exception:
-        store.clear_reconcile(pid)
-        raise
-    return "queued"
-
-
-_warned: set[int] = set()
-
-
-def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:
-    """RQ entry point: reconcile one project with the worker's own configuration.
-
-    Args:
-        wait: seconds to let webhooks still in flight (concurrent annotators) land before comparing.
-    """
-    from backend.jobs import _context
-
-    store, config = _context()
-    store.clear_reconcile(pid, started_at=time.time())  # FIRST: mismatches seen from now on queue one more
-    if wait > 0:
-        time.sleep(min(wait, 60.0))
-    return reconcile_project(store, config, pid, force=force).as_dict()
 
 
 def _label(cfg: ClassificationConfig, ann: dict) -> str | None:

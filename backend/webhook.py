@@ -16,8 +16,8 @@ from backend.evaluation import record_label_and_outcome
 from backend.events import project_id
 from backend.labelconfig import ClassificationConfig
 from backend.projects import Projects, cached_config
-from backend.queueing import enqueue_encoding, enqueue_training
-from backend.reconcile import enqueue_reconcile, observe_webhook
+from backend.queueing import enqueue_encoding, enqueue_reconcile, enqueue_training
+from backend.reconcile import observe_webhook
 from backend.store import Store
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from rq import Queue  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from backend.config import Config  # noqa: E402
-from backend.reconcile import enqueue_reconcile, reconcile_project  # noqa: E402
+from backend.queueing import enqueue_reconcile  # noqa: E402
+from backend.reconcile import reconcile_project  # noqa: E402
 from backend.store import Store  # noqa: E402
 
 
