@@ -1,18 +1,18 @@
-"""Recover from lost webhooks: compare Label Studio's counters with ours, resync through its API.
+"""Recover from lost webhooks: resync a project's annotations from Label Studio's API.
 
 Label Studio sends each webhook once, with a 1 s timeout and no retry, so a backend restart, a Redis
 outage (503) or a network blip loses annotations for good. Every webhook's ``project`` carries Label
 Studio's own counters, computed after the event was saved: ``total_annotations_number`` (annotations
-not cancelled, empty ones included) and ``skipped_annotations_number`` (cancelled ones). The backend
-keeps the set of annotation ids it has seen of each kind, so one cheap comparison per webhook tells
-whether an event went missing. On a mismatch a reconcile job is queued through ``backend.queueing``
-(never run inside the webhook: it crawls the project through the API; how such jobs are coalesced and
-rate limited is written there). ``START_TRAINING`` (Label Studio's Train button) and a reconcile by hand
-resync regardless of the counters: those also catch a lost *update*, which leaves the counts unchanged.
+not cancelled, empty ones included) and ``skipped_annotations_number`` (cancelled ones). The ledger
+(``backend.ledger``) keeps the set of annotation ids it has seen of each kind and compares per webhook;
+on a mismatch it asks ``backend.queueing`` for a reconcile job (never run inside the webhook: it crawls
+the project through the API; how such jobs are coalesced and rate limited is written there).
+``START_TRAINING`` (Label Studio's Train button) and a reconcile by hand resync regardless of the
+counters: those also catch a lost *update*, which leaves the counts unchanged.
 
-The resync reads every task with its annotations (``backend.labelstudio.fetch_annotations``) and
-makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations that
-no webhook touched since the crawl began (compared with a snapshot taken before it): what a webhook
+The resync (this module) reads every task with its annotations (``backend.labelstudio.fetch_annotations``)
+and makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations
+that no webhook touched since the crawl began (compared with a snapshot taken before it): what a webhook
 wrote during the crawl is newer than what the crawl read.
 """
 
@@ -24,15 +24,13 @@ from dataclasses import asdict, dataclass, field
 from rq import Queue
 
 from backend.config import Config
-from backend.labelconfig import ClassificationConfig
+from backend.labelconfig import ClassificationConfig, cached_config
 from backend.labelstudio import fetch_annotations, label_studio_access
-from backend.projects import cached_config
-from backend.queueing import enqueue_reconcile, enqueue_training
+from backend.ledger import counters_disagree
+from backend.queueing import enqueue_training
 from backend.store import Store
 
 log = logging.getLogger(__name__)
-
-COUNTERS = ("total_annotations_number", "skipped_annotations_number", "num_tasks_with_annotations", "task_number")
 
 
 @dataclass
@@ -53,59 +51,6 @@ class ReconcileResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def project_counters(project: object) -> dict[str, int]:
-    """The counters a webhook's ``project`` carries (only well-formed ones)."""
-    if not isinstance(project, dict):
-        return {}
-    return {k: v for k in COUNTERS if (v := _int(project.get(k))) is not None}
-
-
-def mismatch(counters: dict[str, int], live: int, skipped: int) -> bool:
-    """Whether Label Studio counts other annotations than the backend has seen."""
-    if "total_annotations_number" not in counters:
-        return False
-    if counters["total_annotations_number"] != live:
-        return True
-    return "skipped_annotations_number" in counters and counters["skipped_annotations_number"] != skipped
-
-
-def observe_webhook(store: Store, queue: Queue, config: Config, pid: int, payload: dict) -> str:
-    """Track the annotation ids a webhook reports and queue a reconcile when the counters disagree.
-
-    One Redis round trip (two when a reconcile is queued); called by the webhook handler after it
-    handled the event, for projects whose label config DALT serves.
-
-    Returns:
-        ``"in_sync"``, ``"queued"``, ``"pending"`` (a reconcile is queued or ran recently),
-        ``"no_access"`` (no Label Studio URL and key to resync with) or ``"no_counters"``.
-    """
-    live: list[int] = []
-    skipped: list[int] = []
-    gone: list[int] = []
-    action = payload.get("action")
-    if action == "ANNOTATIONS_DELETED":
-        for ann in payload.get("annotations") or []:
-            if isinstance(ann, dict) and (ann_id := _int(ann.get("id"))) is not None:
-                gone.append(ann_id)
-    else:
-        anns = payload.get("annotations") if action == "ANNOTATIONS_CREATED" else [payload.get("annotation")]
-        for ann in anns if isinstance(anns, list) else []:
-            if isinstance(ann, dict) and (ann_id := _int(ann.get("id"))) is not None:
-                (skipped if ann.get("was_cancelled") else live).append(ann_id)
-    counters = project_counters(payload.get("project"))
-    n_live, n_skipped = store.observe_annotations(pid, live, skipped, gone, counters)
-    if not counters:
-        return "no_counters"
-    if not mismatch(counters, n_live, n_skipped):
-        return "in_sync"
-    reason = f"{action}: Label Studio counts {counters['total_annotations_number']} annotations, backend saw {n_live}"
-    return enqueue_reconcile(store, queue, config, pid, reason=reason)
 
 
 def _label(cfg: ClassificationConfig, ann: dict) -> str | None:
@@ -130,7 +75,7 @@ def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = F
         return result
     if not force:
         live, skipped = store.seen_annotations(pid)
-        if not mismatch(store.ls_counters(pid), len(live), len(skipped)):
+        if not counters_disagree(store.ls_counters(pid), len(live), len(skipped)):
             result.status, result.reason = "in_sync", "the counters of the latest webhook match"
             return result
     ls_url, api_key = label_studio_access(config, project)
