@@ -6,17 +6,17 @@ docstring is the Redis layout); the Lua scripts live in ``lua/`` and are loaded 
 :mod:`backend.store.scripts`, whose :class:`~backend.store.scripts.Batch` lets the webhook send the
 commands of several parts in one round trip.
 
-=========================  ==========================================================================
-part                       concept
-=========================  ==========================================================================
-``projects.ProjectParts``  projects, their settings, encoder versions
-``embeddings``             embeddings by encoder version and task (format: ``codec``)
-``labels``                 the annotation ledger: task labels and the label generation
-``training``               the training pending flag, the training lock, run counters
-``heads``                  published heads, versions, rollback; the publish rule
-``evaluation``             served suggestions and accepted/corrected outcomes
-``reconcile``              annotation ids seen, Label Studio's counters, the reconcile flag
-=========================  ==========================================================================
+==============  =====================================================================================
+module          concept (each module's ``*Parts`` class is one base of ``Store``)
+==============  =====================================================================================
+``projects``    projects, their settings, encoder versions
+``embeddings``  embeddings by encoder version and task (their byte format: ``codec``)
+``labels``      the annotation ledger: task labels and the label generation
+``training``    the training pending flag, the training lock, run counters
+``heads``       published heads, versions, rollback; the publish rule
+``evaluation``  served suggestions and accepted/corrected outcomes
+``reconcile``   annotation ids seen, Label Studio's counters, the reconcile flag
+==============  =====================================================================================
 """
 
 from __future__ import annotations
