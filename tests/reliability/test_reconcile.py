@@ -15,8 +15,8 @@ import pytest
 from backend.app import create_app
 from backend.reconcile import reconcile_project
 from tests.conftest import ROOT, run_jobs, wait_for
-from tests.reliability.conftest import training_settled
 from tests.fake_label_studio import FakeLabelStudio
+from tests.reliability.conftest import training_settled
 
 
 @pytest.fixture
