@@ -101,6 +101,15 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
+def exited(pid: int) -> bool:
+    """``pid`` no longer runs: gone, or a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid``, from ``/proc``; deepest first, so a kill leaves no orphan running."""
     parents: dict[int, int] = {}

@@ -13,21 +13,13 @@ import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 
+from backend.processes import exited
 from backend.queueing import enqueue_training
 from backend.training import train_project
 from tests.conftest import CONFIG_XML, wait_for
 from tests.reliability import blocking_worker
 
 N = 200
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (exited, or a zombie waiting to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(
@@ -53,7 +45,7 @@ def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(
     horse = int(store.r.lindex(blocking_worker.ENTERED, 0))
     assert horse != victim.pid and Job.fetch(job_id, connection=store.r).get_status() == JobStatus.STARTED
     victim.kill()  # kill -9 of the worker, its work horse (inside the fit) and its scheduler process
-    wait_for(lambda: gone(horse), timeout=30)
+    wait_for(lambda: exited(horse), timeout=30)
 
     # The served model is still the previous one, and the job is neither finished nor lost.
     assert store.current_version(1) == "v1"
