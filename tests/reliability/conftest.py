@@ -64,19 +64,3 @@ def post_all(url: str, bodies: Iterable[dict], threads: int = 8, **kwargs) -> li
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(one, bodies))
-
-
-def training_settled(store, pid: int) -> bool:
-    """The served head was trained on the latest labels and nothing is queued or running."""
-    from rq import Queue
-
-    versions = store.versions(pid)
-    q = Queue("dalt", connection=store.r)
-    return (
-        bool(versions)
-        and versions[0]["generation"] == store.generation(pid)
-        and not store.train_pending(pid)
-        and q.count == 0
-        and q.started_job_registry.count == 0
-        and q.scheduled_job_registry.count == 0
-    )

@@ -1,4 +1,4 @@
-"""Item 4: lost webhooks are found from Label Studio's counters and resynced through its API.
+"""Lost webhooks are found from Label Studio's counters and resynced through its API.
 
 Label Studio is played by the tests' fake on loopback (tests/fake_label_studio.py) that answers the
 calls label-studio-sdk 2.1.2 makes; the reconcile job runs in a real RQ worker.
@@ -14,9 +14,8 @@ import pytest
 
 from backend.app import create_app
 from backend.reconcile import reconcile_project
-from tests.conftest import ROOT, run_jobs, wait_for
+from tests.conftest import ROOT, run_jobs, training_settled, wait_for
 from tests.fake_label_studio import FakeLabelStudio
-from tests.reliability.conftest import training_settled
 
 
 @pytest.fixture
