@@ -167,20 +167,23 @@ def annotation_event(ls_payload: Callable[[str], dict]) -> Callable[..., dict]:
     return make
 
 
-def training_settled(store, pid: int) -> bool:
-    """The served head was trained on the latest labels and nothing is queued or running."""
+def jobs_idle(store, pid: int) -> bool:
+    """No job is queued, scheduled or running, and no training of the project is pending."""
     from rq import Queue
 
-    versions = store.versions(pid)
     q = Queue("dalt", connection=store.r)
     return (
-        bool(versions)
-        and versions[0]["generation"] == store.generation(pid)
-        and not store.train_pending(pid)
+        not store.train_pending(pid)
         and q.count == 0
         and q.started_job_registry.count == 0
         and q.scheduled_job_registry.count == 0
     )
+
+
+def training_settled(store, pid: int) -> bool:
+    """The served head was trained on the latest labels and nothing is queued or running."""
+    versions = store.versions(pid)
+    return bool(versions) and versions[0]["generation"] == store.generation(pid) and jobs_idle(store, pid)
 
 
 def run_jobs(store: Store, queue_name: str = "dalt") -> None:

@@ -21,7 +21,7 @@ from backend import demo, processes
 from backend.labelstudio_server import LabelStudio, start_label_studio
 from backend.processes import ROOT, ManagedProcess, RedisServer
 from backend.store import Store
-from tests.conftest import training_settled
+from tests.conftest import jobs_idle, training_settled
 
 LABEL_STUDIO_REDIS_DB = 1  # Label Studio's own queues on the suite's Redis, apart from DALT's DB 0
 
@@ -197,6 +197,7 @@ class TrainedProject:
     uploaded: int
     local: int
     calls_during_one_annotation: list[str]
+    runs_before_annotating: int  # training runs queued by encoding, before any annotation
 
 
 UPLOADED, LOCAL, ANNOTATED = 150, 50, 80
@@ -219,6 +220,8 @@ def trained_project(label_studio: LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir
     demo.import_local_files(client, pid, local_dir)
     ml_id = demo.connect_backend(client, pid, dalt.url)
     dalt.encode(pid)
+    processes.wait_for(lambda: jobs_idle(dalt.store, pid), timeout=120, what="the jobs encoding queued")
+    runs_before = int(dalt.store.stats(pid).get("train_runs", 0))
 
     tasks = tasks_of(client, pid)
     assert len(tasks) == UPLOADED + LOCAL
@@ -233,4 +236,5 @@ def trained_project(label_studio: LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir
         if i == ANNOTATED // 2:
             calls = dalt.calls_since(offset)
     version = dalt.wait_for_version(pid, labels=ANNOTATED)
-    return TrainedProject(pid, client, ml_id, truth, annotated, annotation_of, version, UPLOADED, LOCAL, calls)
+    return TrainedProject(pid, client, ml_id, truth, annotated, annotation_of, version, UPLOADED, LOCAL, calls,
+                          runs_before)
