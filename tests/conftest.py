@@ -1,19 +1,13 @@
 """Shared fixtures: a private redis-server, real `rq worker` processes, the app and its client.
 
 The suite never touches a user's Redis: it starts its own ``redis-server`` on a free loopback port with
-no persistence, and flushes it between tests.
+no persistence, and flushes it between tests. Without ``redis-server`` the suite fails with an error
+(:class:`backend.processes.RedisServerMissing`), never a skip. Processes come from :mod:`backend.processes`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,65 +15,21 @@ import numpy as np
 import pytest
 import redis
 
+from backend import processes
 from backend.app import create_app
 from backend.config import Config
+from backend.processes import ROOT, ManagedProcess, free_port, wait_for  # noqa: F401 - shared with the tests
 from backend.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> object:
-    """Poll until ``predicate()`` is truthy; fail the test with a clear message after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def start_redis(tmp_dir: Path, port: int | None = None, *args: str) -> tuple[subprocess.Popen, str]:
-    """Start a private redis-server; returns the process and its URL."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    port = port or free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_dir), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def up() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.exceptions.ConnectionError:
-            return False
-
-    wait_for(up, timeout=10)
-    return proc, url
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a redis-server private to this test session."""
-    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    server = processes.start_redis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -127,78 +77,39 @@ def ls_payload() -> Callable[[str], dict]:
 
 
 def worker_env(redis_url: str, **extra: str) -> dict[str, str]:
-    """Environment for backend processes started by tests."""
-    env = dict(os.environ)
-    env.update(
-        REDIS_URL=redis_url,
-        PYTHONPATH=str(ROOT),
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        LOG_LEVEL="INFO",
-        DALT_TRAIN_RETRIES=env.get("DALT_TRAIN_RETRIES", "3"),
-    )
+    """Environment for backend processes started by tests (``tests`` importable: test worker classes)."""
+    env = processes.service_env(redis_url, PYTHONPATH=str(ROOT), LOG_LEVEL="INFO")
+    env.setdefault("DALT_TRAIN_RETRIES", "3")
     env.update(extra)
     return env
 
 
-class Worker:
-    """A real ``rq worker`` process (not in-process execution)."""
+def start_test_worker(redis_url: str, log_path: Path, *args: str, **env: str) -> ManagedProcess:
+    """A real ``rq worker`` (PreloadedWorker unless ``RQ_WORKER_CLASS`` says otherwise) on the ``dalt`` queue.
 
-    def __init__(self, redis_url: str, log_path: Path, queue: str = "dalt", **env: str):
-        self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        rq = Path(sys.executable).with_name("rq")
-        worker_class = env.pop("RQ_WORKER_CLASS", "backend.worker.PreloadedWorker")
-        self.proc = subprocess.Popen(
-            [str(rq), "worker", "--url", redis_url, "--with-scheduler", "--worker-ttl", "5",
-             "--worker-class", worker_class, queue],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=worker_env(redis_url, **env),
-            cwd=ROOT,
-            start_new_session=True,
-        )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Kill the worker's process group. RQ's work horse calls setsid() and is NOT in it: the
-        reliability harness (tests/reliability/conftest.py) kills every descendant when that matters."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(15)
-
-    def stop(self) -> None:
-        """Stop gracefully (SIGTERM: finish the current job), then make sure it is gone."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-    def log(self) -> str:
-        """What the worker printed so far."""
-        return self.log_path.read_text(errors="replace")
+    ``--worker-ttl 5``: a killed worker is noticed quickly; ``args`` add CLI options.
+    """
+    worker_class = env.pop("RQ_WORKER_CLASS", processes.PRELOADED_WORKER)
+    return processes.start_worker(worker_env(redis_url, **env), worker_class=worker_class,
+                                  args=["--worker-ttl", "5", *args], log_path=log_path)
 
 
 @pytest.fixture
-def start_worker(redis_server: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+def start_worker(redis_server: str, tmp_path: Path) -> Iterator[Callable[..., ManagedProcess]]:
     """Factory for real worker processes; all are stopped at the end of the test."""
-    workers: list[Worker] = []
+    workers: list[ManagedProcess] = []
 
-    def start(**env: str) -> Worker:
-        w = Worker(redis_server, tmp_path / f"worker{len(workers)}.log", **env)
+    def start(**env: str) -> ManagedProcess:
+        w = start_test_worker(redis_server, tmp_path / f"worker{len(workers)}.log", **env)
         workers.append(w)
         return w
 
     yield start
-    for w in workers:
-        w.stop()
+    processes.stop_all(workers)
 
 
 @pytest.fixture
-def rq_worker(start_worker: Callable[..., Worker], redis_client: redis.Redis) -> Worker:
+def rq_worker(start_worker: Callable[..., ManagedProcess], redis_client: redis.Redis) -> ManagedProcess:
     """One real ``rq worker`` process on the private Redis."""
     return start_worker()
 
@@ -254,6 +165,25 @@ def annotation_event(ls_payload: Callable[[str], dict]) -> Callable[..., dict]:
         return body
 
     return make
+
+
+def jobs_idle(store, pid: int) -> bool:
+    """No job is queued, scheduled or running, and no training of the project is pending."""
+    from rq import Queue
+
+    q = Queue("dalt", connection=store.r)
+    return (
+        not store.train_pending(pid)
+        and q.count == 0
+        and q.started_job_registry.count == 0
+        and q.scheduled_job_registry.count == 0
+    )
+
+
+def training_settled(store, pid: int) -> bool:
+    """The served head was trained on the latest labels and nothing is queued or running."""
+    versions = store.versions(pid)
+    return bool(versions) and versions[0]["generation"] == store.generation(pid) and jobs_idle(store, pid)
 
 
 def run_jobs(store: Store, queue_name: str = "dalt") -> None:

@@ -123,8 +123,10 @@ def test_update_delete_and_cancel_change_labels(client, annotation_event, seeded
     assert store.labels(1) == {}
     client.post("/webhook", json=annotation_event(2, 6, "one", cancelled=True))
     client.post("/webhook", json=annotation_event(3, 7, None))  # empty annotation
-    client.post("/webhook", json=annotation_event(4, 8, "seven"))  # not in the config
-    assert store.labels(1) == {}
+    generation = store.generation(1)
+    resp = client.post("/webhook", json=annotation_event(4, 8, "seven"))  # not in the config: refused
+    assert resp.status_code == 400 and "seven" in resp.json["error"], resp.json
+    assert store.labels(1) == {} and store.generation(1) == generation
 
 
 def test_min_annotations_to_start_training_is_respected(client, annotation_event, seeded_project, store):

@@ -14,7 +14,7 @@ from encoder.artifact import EncoderArtifact
 from encoder.decode import decode_image
 from encoder.model import ConvEncoder
 from tests.encoder import conftest as encoder_fixtures
-from tests.encoder.fake_ls import FakeLabelStudio
+from tests.fake_label_studio import FakeLabelStudio
 
 digit_pngs = encoder_fixtures.digit_pngs
 fake_ls = encoder_fixtures.fake_ls

@@ -17,9 +17,13 @@ import pytest
 import redis
 import requests
 
+from backend import demo, processes
+from backend.labelstudio_server import LabelStudio, start_label_studio
+from backend.processes import ROOT, ManagedProcess, RedisServer
 from backend.store import Store
-from tests.conftest import start_redis
-from tests.e2e import harness
+from tests.conftest import jobs_idle, training_settled
+
+LABEL_STUDIO_REDIS_DB = 1  # Label Studio's own queues on the suite's Redis, apart from DALT's DB 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,9 +41,25 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def label_studio(e2e_dir: Path) -> Iterator[harness.LabelStudio]:
-    """A real Label Studio 1.23.2 on a free loopback port with a fresh database."""
-    ls = harness.start_label_studio(e2e_dir / "label-studio", e2e_dir / "local-files", use_template=True)
+def e2e_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the e2e suite's own: the shared test Redis holds whatever the previous test left
+    (other tests flush it when they START), and the e2e services live across many tests."""
+    server = processes.start_redis(tmp_path_factory.mktemp("e2e-redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_redis(e2e_redis_server: RedisServer) -> str:
+    """URL of DALT's database on the e2e Redis."""
+    return e2e_redis_server.url
+
+
+@pytest.fixture(scope="session")
+def label_studio(e2e_dir: Path, e2e_redis_server: RedisServer) -> Iterator[LabelStudio]:
+    """A real Label Studio 1.23.2 on a free loopback port with a fresh database, its queues on the e2e Redis."""
+    ls = start_label_studio(e2e_dir / "label-studio", e2e_dir / "local-files", use_template=True,
+                            redis_url=e2e_redis_server.url_for(LABEL_STUDIO_REDIS_DB))
     yield ls
     ls.stop()
 
@@ -57,7 +77,7 @@ class Dalt:
     redis_url: str
     env: dict[str, str]
     log_dir: Path
-    processes: list[harness.ManagedProcess] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
     def store(self) -> Store:
@@ -87,8 +107,12 @@ class Dalt:
             time.sleep(0.3)
         raise AssertionError(
             f"no model newer than {after} trained on {labels} labels for project {pid} after {timeout} s; "
-            f"/versions: {last}\nworker log:\n{harness.tail(self.log_dir / 'worker.log')}"
+            f"/versions: {last}\nworker log:\n{self.processes[-1].tail()}"
         )
+
+    def settled(self, pid: int) -> bool:
+        """The served head was trained on the latest labels, and no job is queued, scheduled or running."""
+        return training_settled(self.store, pid)
 
     def calls_since(self, offset: int) -> list[str]:
         """``METHOD /path`` of the requests the backend logged after byte ``offset`` of its log."""
@@ -104,40 +128,29 @@ class Dalt:
         if api_key:
             env["LABEL_STUDIO_API_KEY"] = api_key
         proc = subprocess.run(
-            [harness.venv_bin("python"), "scripts/encode_tasks.py", "--project", str(pid), "--no-progress",
+            [processes.venv_bin("python"), "scripts/encode_tasks.py", "--project", str(pid), "--no-progress",
              *extra],
-            cwd=harness.ROOT, env=env, capture_output=True, text=True, timeout=300,
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )
         assert proc.returncode == 0, f"encode_tasks failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         return proc
 
     def stop(self) -> None:
-        for p in reversed(self.processes):
-            p.stop()
+        processes.stop_all(self.processes)
 
 
-def start_dalt(redis_url: str, ls: harness.LabelStudio, log_dir: Path, api_key: str | None = None) -> Dalt:
+def start_dalt(redis_url: str, ls: LabelStudio, log_dir: Path, api_key: str | None = None) -> Dalt:
     """Start a backend and a worker that download images from ``ls`` with ``api_key`` (default: legacy)."""
-    env = harness.backend_env(redis_url, ls)
+    env = demo.backend_env(redis_url, ls)
     if api_key:
         env["LABEL_STUDIO_API_KEY"] = api_key
-    url, backend = harness.start_backend(env, log_dir)
-    worker = harness.start_worker(env, log_dir)
-    return Dalt(url, redis_url, env, log_dir, [backend, worker])
+    backend = processes.start_gunicorn(env, args=demo.GUNICORN_ARGS, log_path=log_dir / "backend.log")
+    worker = processes.start_worker(env, log_path=log_dir / "worker.log")
+    return Dalt(backend.url, redis_url, env, log_dir, [backend, worker])
 
 
 @pytest.fixture(scope="session")
-def e2e_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of the e2e suite's own: the shared test Redis holds whatever the previous test left
-    (other tests flush it when they START), and the e2e services live across many tests."""
-    proc, url = start_redis(tmp_path_factory.mktemp("e2e-redis"))
-    yield url
-    proc.terminate()
-    proc.wait(10)
-
-
-@pytest.fixture(scope="session")
-def dalt(e2e_redis: str, label_studio: harness.LabelStudio, e2e_dir: Path) -> Iterator[Dalt]:
+def dalt(e2e_redis: str, label_studio: LabelStudio, e2e_dir: Path) -> Iterator[Dalt]:
     """The backend and a worker, configured with Label Studio's URL and legacy key."""
     services = start_dalt(e2e_redis, label_studio, e2e_dir / "dalt")
     yield services
@@ -184,13 +197,14 @@ class TrainedProject:
     uploaded: int
     local: int
     calls_during_one_annotation: list[str]
+    runs_before_annotating: int  # training runs queued by encoding, before any annotation
 
 
 UPLOADED, LOCAL, ANNOTATED = 150, 50, 80
 
 
 @pytest.fixture(scope="session")
-def trained_project(label_studio: harness.LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir: Path) -> TrainedProject:
+def trained_project(label_studio: LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir: Path) -> TrainedProject:
     """Build the project the way a user would, through Label Studio's API, and train DALT on it.
 
     Steps: create the project, import MNIST digits as uploads and as a local-files storage, connect the
@@ -198,14 +212,16 @@ def trained_project(label_studio: harness.LabelStudio, dalt: Dalt, mnist: Mnist,
     every saved annotation makes Label Studio send a webhook, the worker retrains, a new version appears.
     """
     client = label_studio.sdk()
-    pid = client.projects.create(title="MNIST digits", label_config=harness.DIGITS_LABEL_CONFIG).id
-    uploads = harness.write_mnist_pngs(e2e_dir / "uploads", UPLOADED)
-    harness.upload_images(label_studio, pid, [path for path, _ in uploads])
+    pid = client.projects.create(title="MNIST digits", label_config=demo.DIGITS_LABEL_CONFIG).id
+    uploads = demo.write_mnist_pngs(e2e_dir / "uploads", UPLOADED)
+    demo.upload_images(label_studio, pid, [path for path, _ in uploads])
     local_dir = label_studio.document_root / "mnist"
-    harness.write_mnist_pngs(local_dir, LOCAL, offset=UPLOADED)
-    harness.import_local_files(client, pid, local_dir)
-    ml_id = harness.connect_backend(client, pid, dalt.url)
+    demo.write_mnist_pngs(local_dir, LOCAL, offset=UPLOADED)
+    demo.import_local_files(client, pid, local_dir)
+    ml_id = demo.connect_backend(client, pid, dalt.url)
     dalt.encode(pid)
+    processes.wait_for(lambda: jobs_idle(dalt.store, pid), timeout=120, what="the jobs encoding queued")
+    runs_before = int(dalt.store.stats(pid).get("train_runs", 0))
 
     tasks = tasks_of(client, pid)
     assert len(tasks) == UPLOADED + LOCAL
@@ -215,9 +231,10 @@ def trained_project(label_studio: harness.LabelStudio, dalt: Dalt, mnist: Mnist,
     calls: list[str] = []
     for i, task_id in enumerate(annotated):
         offset = dalt.log_offset()
-        annotation = client.annotations.create(id=task_id, result=harness.digit_result(truth[task_id]))
+        annotation = client.annotations.create(id=task_id, result=demo.digit_result(truth[task_id]))
         annotation_of[task_id] = annotation.id
         if i == ANNOTATED // 2:
             calls = dalt.calls_since(offset)
     version = dalt.wait_for_version(pid, labels=ANNOTATED)
-    return TrainedProject(pid, client, ml_id, truth, annotated, annotation_of, version, UPLOADED, LOCAL, calls)
+    return TrainedProject(pid, client, ml_id, truth, annotated, annotation_of, version, UPLOADED, LOCAL, calls,
+                          runs_before)

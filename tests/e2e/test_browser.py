@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import harness
+from backend.labelstudio_server import LabelStudio
 from tests.e2e.conftest import Dalt, TrainedProject
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,7 @@ def browser():
         b.close()
 
 
-def log_in(page, ls: harness.LabelStudio) -> None:
+def log_in(page, ls: LabelStudio) -> None:
     page.goto(ls.url + "/user/login/")
     page.fill("input[name=email]", ls.username)
     page.fill("input[name=password]", ls.password)
@@ -64,7 +64,7 @@ def pick_task(p: TrainedProject, dalt: Dalt) -> tuple[int, str]:
 
 
 def test_suggested_choice_is_selected_in_the_labeling_page(
-    browser, trained_project: TrainedProject, label_studio: harness.LabelStudio, dalt: Dalt, tmp_path: Path
+    browser, trained_project: TrainedProject, label_studio: LabelStudio, dalt: Dalt, tmp_path: Path
 ) -> None:
     task_id, suggested = pick_task(trained_project, dalt)
     page = browser.new_page(viewport={"width": 1280, "height": 860})

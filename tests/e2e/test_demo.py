@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import harness
+from backend.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def test_demo_sets_up_everything_and_stops_cleanly(tmp_path: Path) -> None:
-    argv = [sys.executable, str(harness.SCRIPTS / "demo.py"), "--smoke", "--port", "0", "--backend-port", "0",
+    argv = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--smoke", "--port", "0", "--backend-port", "0",
             "--data-dir", str(tmp_path / "demo"), "--images", "60", "--encoder-epochs", "5"]
-    proc = subprocess.run(argv, cwd=harness.ROOT, capture_output=True, text=True, timeout=480)
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=480)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "login demo@dalt.local / dalt-demo" in out

@@ -7,12 +7,13 @@ its request log and the store to see what happened.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import harness
+from backend import demo
+from backend.labelstudio_server import LabelStudio
+from backend.processes import wait_for
 from tests.e2e.conftest import Dalt, Mnist, TrainedProject
 
 pytestmark = pytest.mark.e2e
@@ -37,19 +38,20 @@ def test_annotations_reach_the_backend_as_webhooks_and_train_a_version(
     assert labels == {t: p.truth[t] for t in p.annotated}
     served = {h["version"]: h for h in dalt.store.versions(p.pid)}[dalt.current_version(p.pid)]
     assert served["labels"] == len(p.annotated)
-    # Coalescing: far fewer training runs than annotations, yet the last one saw every label.
-    assert 1 <= dalt.store.stats(p.pid)["train_runs"] <= len(p.annotated)
+    # Each webhook queues at most one run (fewer when runs coalesce), yet the last run saw every label.
+    runs = int(dalt.store.stats(p.pid)["train_runs"]) - p.runs_before_annotating
+    assert 1 <= runs <= len(p.annotated)
 
 
 def test_label_stream_makes_label_studio_call_predict_with_the_new_version(
-    trained_project: TrainedProject, label_studio: harness.LabelStudio, dalt: Dalt
+    trained_project: TrainedProject, label_studio: LabelStudio, dalt: Dalt
 ) -> None:
     p = trained_project
     # One more annotation, as an annotator submitting a task: a new version that no task has a
     # prediction of yet, so Label Studio must ask the backend when it serves the next task.
     task_id = next(t for t in p.truth if t not in p.annotated)
     before = dalt.current_version(p.pid)
-    created = p.client.annotations.create(id=task_id, result=harness.digit_result(p.truth[task_id]))
+    created = p.client.annotations.create(id=task_id, result=demo.digit_result(p.truth[task_id]))
     p.annotated.append(task_id)
     p.annotation_of[task_id] = created.id
     version = dalt.wait_for_version(p.pid, labels=len(p.annotated), after=before)
@@ -76,7 +78,7 @@ def test_retrieve_predictions_action_on_the_whole_project(
     assert dalt.calls_since(offset).count("POST /predict") >= 1
     right = total = 0
     kinds = {"upload": 0, "local": 0}
-    for task in harness_tasks(p):
+    for task in project_tasks(p):
         stored = predictions_of(p.client, task.id, version)
         assert len(stored) == 1, f"task {task.id} has no prediction of {version}"
         choice = predicted_choice(stored[0])
@@ -92,7 +94,7 @@ def test_retrieve_predictions_action_on_the_whole_project(
     assert accuracy >= 0.5, f"only {right}/{total} unlabeled tasks predicted right"
 
 
-def harness_tasks(p: TrainedProject) -> list:
+def project_tasks(p: TrainedProject) -> list:
     return list(p.client.tasks.list(project=p.pid))
 
 
@@ -105,7 +107,7 @@ def test_updating_and_deleting_annotations_retrains(
     wrong = str((int(p.truth[task_id]) + 1) % 10)
     before = dalt.current_version(p.pid)
 
-    p.client.annotations.update(id=annotation_id, result=harness.digit_result(wrong))
+    p.client.annotations.update(id=annotation_id, result=demo.digit_result(wrong))
     assert dalt.store.labels(p.pid)[task_id] == wrong
     updated = dalt.wait_for_version(p.pid, labels=len(p.annotated), after=before)
 
@@ -115,39 +117,43 @@ def test_updating_and_deleting_annotations_retrains(
     assert int(deleted.lstrip("v")) > int(updated.lstrip("v")) > int(before.lstrip("v"))
 
     # Put the label back so that later tests see the full set again.
-    created = p.client.annotations.create(id=task_id, result=harness.digit_result(p.truth[task_id]))
+    created = p.client.annotations.create(id=task_id, result=demo.digit_result(p.truth[task_id]))
     p.annotation_of[task_id] = created.id
     dalt.wait_for_version(p.pid, labels=len(p.annotated), after=deleted)
 
 
-def test_start_training_from_the_model_settings(trained_project: TrainedProject, dalt: Dalt) -> None:
+def test_start_training_with_unchanged_labels_is_stale(trained_project: TrainedProject, dalt: Dalt) -> None:
+    """START_TRAINING from the Model settings runs a fit, which declines to publish: nothing changed."""
     p = trained_project
+    wait_for(lambda: dalt.settled(p.pid), timeout=120, what="training to settle before START_TRAINING")
+    served = dalt.current_version(p.pid)
+    outcomes = ("train_published", "train_stale", "train_skipped", "train_failures")
     before = dalt.store.stats(p.pid)
+
+    def outcome() -> dict[str, int]:
+        after = dalt.store.stats(p.pid)
+        return {k: int(after.get(k, 0) - before.get(k, 0)) for k in outcomes}
+
     offset = dalt.log_offset()
     p.client.ml.train(id=p.ml_backend_id)
     assert "POST /webhook" in dalt.calls_since(offset)
-    deadline = time.monotonic() + 60
-    while dalt.store.stats(p.pid).get("train_runs", 0) <= before.get("train_runs", 0):
-        assert time.monotonic() < deadline, "START_TRAINING did not start a training run"
-        time.sleep(0.3)
-    after = dalt.store.stats(p.pid)
-    outcome = {k: after.get(k, 0) - before.get(k, 0) for k in ("train_published", "train_stale", "train_skipped")}
-    print(f"START_TRAINING with no new labels: {outcome}")
-    # Nothing changed since the last model, so the run either publishes an equivalent head or declines.
-    assert sum(outcome.values()) >= 1
-    assert dalt.current_version(p.pid) is not None
+    wait_for(lambda: sum(outcome().values()) and dalt.settled(p.pid), timeout=60,
+             what="the run START_TRAINING queued")
+    # Same labels, encoder and head kind as the served model: the run fits and reports stale.
+    assert outcome() == {"train_published": 0, "train_stale": 1, "train_skipped": 0, "train_failures": 0}
+    assert dalt.current_version(p.pid) == served
 
 
 def test_personal_access_token_instead_of_legacy_key(
-    label_studio: harness.LabelStudio, e2e_redis: str, e2e_dir: Path, mnist: Mnist
+    label_studio: LabelStudio, e2e_redis: str, e2e_dir: Path, mnist: Mnist
 ) -> None:
     """The PAT drives the API client, the bulk encoder and the backend's own downloads."""
     pat = label_studio.create_personal_access_token()
     client = label_studio.sdk(api_key=pat)
-    pid = client.projects.create(title="digits via PAT", label_config=harness.DIGITS_LABEL_CONFIG).id
-    images = harness.write_mnist_pngs(e2e_dir / "pat-images", 60, offset=1000)
+    pid = client.projects.create(title="digits via PAT", label_config=demo.DIGITS_LABEL_CONFIG).id
+    images = demo.write_mnist_pngs(e2e_dir / "pat-images", 60, offset=1000)
     access = client.tokens.refresh(refresh=pat).access
-    harness.upload_images(label_studio, pid, [path for path, _ in images[:50]],
+    demo.upload_images(label_studio, pid, [path for path, _ in images[:50]],
                   headers={"Authorization": f"Bearer {access}"})
 
     # A backend whose only credential is the PAT (no legacy key anywhere in its environment).
@@ -155,14 +161,14 @@ def test_personal_access_token_instead_of_legacy_key(
 
     pat_dalt = start_dalt(e2e_redis, label_studio, e2e_dir / "dalt-pat", api_key=pat)
     try:
-        harness.connect_backend(client, pid, pat_dalt.url)
+        demo.connect_backend(client, pid, pat_dalt.url)
         pat_dalt.encode(pid, pat, "--epochs", "5")
         tasks = list(client.tasks.list(project=pid))
         for task in tasks[:20]:
-            client.annotations.create(id=task.id, result=harness.digit_result(mnist.label_of(task.data["image"])))
+            client.annotations.create(id=task.id, result=demo.digit_result(mnist.label_of(task.data["image"])))
         version = pat_dalt.wait_for_version(pid, labels=20)
         # New uploads after encoding: the backend downloads and encodes them on the fly with the PAT.
-        harness.upload_images(label_studio, pid, [path for path, _ in images[50:]],
+        demo.upload_images(label_studio, pid, [path for path, _ in images[50:]],
                       headers={"Authorization": f"Bearer {access}"})
         client.actions.create(id="retrieve_tasks_predictions", project=pid,
                               selected_items={"all": True, "excluded": []})
@@ -172,7 +178,7 @@ def test_personal_access_token_instead_of_legacy_key(
             stored = predictions_of(client, task.id, version)
             assert len(stored) == 1 and predicted_choice(stored[0]) is not None, (
                 f"task {task.id} ({task.data['image']}) got no prediction of {version}\n"
-                + harness.tail(pat_dalt.log_dir / "backend.log")
+                + pat_dalt.processes[0].tail()
             )
     finally:
         pat_dalt.stop()

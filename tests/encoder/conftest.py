@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.encoder.fake_ls import FakeLabelStudio
+from tests.fake_label_studio import FakeLabelStudio
 
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:

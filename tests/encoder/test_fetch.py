@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from encoder.fetch import FetchError, ImageFetcher
-from tests.encoder.fake_ls import FakeLabelStudio
+from tests.fake_label_studio import FakeLabelStudio
 
 UPLOAD = "/data/upload/1/93470f75-up_zero.png"
 LOCAL = "/data/local-files/?d=images/loc_zero.png"
@@ -58,7 +58,7 @@ def test_personal_access_token_refreshed_after_401(fake_ls: FakeLabelStudio) -> 
 
 def test_revoked_personal_access_token_gives_clear_error(fake_ls: FakeLabelStudio) -> None:
     fake_ls.pat = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.x"  # the server knows another PAT
-    from tests.encoder.fake_ls import make_jwt
+    from tests.fake_label_studio import make_jwt
 
     with fetcher(fake_ls, make_jwt("refresh", 3600)) as f, pytest.raises(FetchError) as err:
         f.fetch(UPLOAD)

@@ -9,7 +9,7 @@ from encoder.artifact import EncoderArtifact
 from encoder.fetch import ImageFetcher
 from encoder.model import ConvEncoder
 from encoder.pipeline import TaskEncoder, task_image_url
-from tests.encoder.fake_ls import FakeLabelStudio
+from tests.fake_label_studio import FakeLabelStudio
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Item 1: a burst of 1,000 annotation webhooks through gunicorn loses no label and is coalesced."""
+"""A burst of 1,000 annotation webhooks through gunicorn loses no label and is coalesced."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 import requests
 from rq import Queue
 
-from tests.conftest import load_fixture, wait_for
-from tests.reliability.conftest import post_all, training_settled
+from tests.conftest import load_fixture, training_settled, wait_for
+from tests.reliability.conftest import post_all
 
 BURST = 1000
 

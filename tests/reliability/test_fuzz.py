@@ -1,4 +1,4 @@
-"""Item 5, fuzzed: whatever arrives on the HTTP API, the server never answers 5xx, and a rejected (4xx)
+"""Fuzzed hostile input: whatever arrives on the HTTP API, the server never answers 5xx, and a rejected (4xx)
 request changes nothing that was recorded.
 
 Hypothesis generates bodies three ways: arbitrary JSON, Label Studio's real payloads with one field

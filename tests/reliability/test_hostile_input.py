@@ -1,4 +1,4 @@
-"""Item 5: hostile and broken input gets a clear 4xx (or, inside a /predict batch, an empty result for
+"""Hostile and broken input gets a clear 4xx (or, inside a /predict batch, an empty result for
 that task) and nothing recorded before is lost or changed."""
 
 from __future__ import annotations

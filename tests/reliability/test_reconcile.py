@@ -1,6 +1,6 @@
-"""Item 4: lost webhooks are found from Label Studio's counters and resynced through its API.
+"""Lost webhooks are found from Label Studio's counters and resynced through its API.
 
-Label Studio is played by a fake API on loopback (tests/reliability/fake_ls_api.py) that answers the
+Label Studio is played by the tests' fake on loopback (tests/fake_label_studio.py) that answers the
 calls label-studio-sdk 2.1.2 makes; the reconcile job runs in a real RQ worker.
 """
 
@@ -14,14 +14,13 @@ import pytest
 
 from backend.app import create_app
 from backend.reconcile import reconcile_project
-from tests.conftest import ROOT, run_jobs, wait_for
-from tests.reliability.conftest import training_settled
-from tests.reliability.fake_ls_api import FakeLabelStudioAPI
+from tests.conftest import ROOT, run_jobs, training_settled, wait_for
+from tests.fake_label_studio import FakeLabelStudio
 
 
 @pytest.fixture
-def fake_ls() -> FakeLabelStudioAPI:
-    ls = FakeLabelStudioAPI().start()
+def fake_ls() -> FakeLabelStudio:
+    ls = FakeLabelStudio().start()
     ls.add_tasks(1, list(range(1, 61)))
     yield ls
     ls.stop()
@@ -29,7 +28,7 @@ def fake_ls() -> FakeLabelStudioAPI:
 
 @pytest.fixture
 def ls_config(config, fake_ls):
-    return replace(config, label_studio_url=fake_ls.url, label_studio_api_key=fake_ls.key,
+    return replace(config, label_studio_url=fake_ls.url, label_studio_api_key=fake_ls.legacy_key,
                    reconcile_delay=0.3, reconcile_interval=1.0)
 
 
@@ -67,7 +66,7 @@ def test_lost_webhooks_are_detected_and_resynced_by_a_worker(seeded_project, sto
         send(event)
     # The first webhook after a loss queued one reconcile job; the later mismatches rode on it.
     assert client.post("/webhook", json=fake_ls.annotate(1, 41, y[41])).json["detail"]["reconcile"] == "pending"
-    procs("worker", redis_server, LABEL_STUDIO_URL=fake_ls.url, LABEL_STUDIO_API_KEY=fake_ls.key)
+    procs("worker", redis_server, LABEL_STUDIO_URL=fake_ls.url, LABEL_STUDIO_API_KEY=fake_ls.legacy_key)
 
     truth = fake_ls.truth(1)
     wait_for(lambda: store.labels(1) == truth, timeout=60, interval=0.2)
@@ -97,7 +96,7 @@ def test_start_training_resyncs_a_lost_update_that_counters_cannot_see(seeded_pr
     assert reply["training_queued"] and reply["detail"]["reconcile"] == "queued"
     # The queued jobs (reconcile, then the training it queues) run here; the test above uses a real worker.
     monkeypatch.setenv("LABEL_STUDIO_URL", fake_ls.url)
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fake_ls.key)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fake_ls.legacy_key)
     monkeypatch.setenv("REDIS_URL", ls_config.redis_url)
     run_jobs(store)
     assert store.labels(1) == fake_ls.truth(1)
@@ -136,7 +135,7 @@ def test_reconcile_by_hand_and_webhooks_arriving_during_the_crawl(seeded_project
     fake_ls.delete(1, ann[5])
     monkeypatch.setenv("REDIS_URL", ls_config.redis_url)
     monkeypatch.setenv("LABEL_STUDIO_URL", fake_ls.url)
-    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fake_ls.key)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", fake_ls.legacy_key)
     assert load_script().main(["--project", "1"]) == 0
     assert store.labels(1) == fake_ls.truth(1) and 5 not in store.labels(1)
     out = capsys.readouterr().out.strip().splitlines()

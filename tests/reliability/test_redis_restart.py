@@ -1,4 +1,4 @@
-"""Item 3: a Redis restart with AOF on, under a running gunicorn and RQ worker.
+"""A Redis restart with AOF on, under a running gunicorn and RQ worker.
 
 Data (embeddings, labels, heads) survives; requests during the outage get a quick 503 with Retry-After
 (never a hang: each is bounded by the client's timeout here); both processes reconnect by themselves.
@@ -13,8 +13,8 @@ import requests
 
 from backend.projects import Projects
 from backend.store import Store
-from tests.conftest import CONFIG_XML, clustered_embeddings, load_fixture, wait_for
-from tests.reliability.conftest import post_all, training_settled
+from tests.conftest import CONFIG_XML, clustered_embeddings, load_fixture, training_settled, wait_for
+from tests.reliability.conftest import post_all
 
 OUTAGE_CALLS = [
     ("GET", "/health", None),

@@ -1,60 +1,51 @@
-"""Item 2: ``kill -9`` of a worker in the middle of a (really slow) fit.
+"""``kill -9`` of a worker in the middle of a fit keeps the served model, and the job is retried.
 
-The fit is made slow honestly, not with a sleep hook: 20,000 labeled tasks whose 64-dim embeddings are
-strongly correlated (condition number 1e4), so L-BFGS needs its full iteration budget (about 4 s on one
-core here). RQ 2.12 notices the abandoned job once its heartbeat TTL (job monitoring interval + 60 s) has
+The fit is held deterministically, not with a sleep that guesses its length: the victim runs
+``tests.reliability.blocking_worker.FitBlockingWorker``, whose work horse reports when it is inside the fit
+and then waits for a release that never comes, so the kill provably lands between reading the labels and
+publishing. RQ 2.12 notices the abandoned job once its heartbeat TTL (job monitoring interval + 60 s) has
 passed, when a worker runs its registry maintenance; the replacement worker runs it every 5 s.
 """
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from backend.projects import Projects
+from backend.processes import exited
 from backend.queueing import enqueue_training
 from backend.training import train_project
-from tests.conftest import CLASSES, CONFIG_XML, wait_for
+from tests.conftest import CONFIG_XML, wait_for
+from tests.reliability import blocking_worker
 
-N, DIM = 20_000, 64
-
-
-def slow_project(store, pid: int = 1) -> dict[int, str]:
-    """A project whose head takes seconds to fit: ill-conditioned embeddings, a linear labeling rule."""
-    rng = np.random.default_rng(7)
-    Z = rng.normal(size=(N, DIM))
-    U, _, Vt = np.linalg.svd(rng.normal(size=(DIM, DIM)))
-    X = (Z @ (U * np.logspace(0, -4, DIM)) @ Vt) * 50
-    y = (Z @ rng.normal(size=(DIM, len(CLASSES)))).argmax(axis=1)
-    Projects(store).configure(pid, CONFIG_XML)
-    store.put_encoder(pid, "enc-slow", b"", {"dim": DIM, "objective": "test"})
-    ids = range(1, N + 1)
-    store.put_embeddings(pid, "enc-slow", dict(zip(ids, X.astype("float32"), strict=True)))
-    return {t: CLASSES[c] for t, c in zip(ids, y, strict=True)}
+N = 200
 
 
-def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(store, config, procs, redis_server, client):
-    labels = slow_project(store)
-    for t in range(1, 31):  # a quick first model: version v1 is what Label Studio is served
+def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(
+    store, config, procs, redis_server, client, seeded_project
+):
+    seeded = seeded_project(n=N)
+    labels = dict(zip(seeded["ids"], seeded["y"], strict=True))
+    for t in seeded["ids"][:30]:  # a quick first model: version v1 is what Label Studio is served
         store.record_annotation(1, t, t, labels[t])
     assert train_project(store, config, 1).status == "published"
     assert store.current_version(1) == "v1"
-    pipe_ids = list(labels.items())
-    for t, label in pipe_ids[30:]:
-        store.record_annotation(1, t, t, label)
+    for t in seeded["ids"][30:]:
+        store.record_annotation(1, t, t, labels[t])
     assert store.label_count(1) == N
 
     queue = Queue("dalt", connection=store.r)
     assert enqueue_training(store, queue, 1, config)  # queued before the worker exists: no race for its id
     job_id = queue.job_ids[0]
-    victim = procs("worker", redis_server, "--job-monitoring-interval", "5")
-    wait_for(lambda: Job.fetch(job_id, connection=store.r).get_status() == JobStatus.STARTED, timeout=60)
-    time.sleep(1.5)  # inside the fit (about 4 s of L-BFGS after the embeddings are read)
-    victim.kill()  # kill -9 of the worker, its work horse and its scheduler process
+    victim = procs("worker", redis_server, "--job-monitoring-interval", "5",
+                   RQ_WORKER_CLASS="tests.reliability.blocking_worker.FitBlockingWorker")
+    wait_for(lambda: store.r.llen(blocking_worker.ENTERED) == 1 or not victim.alive, timeout=120)
+    assert victim.alive, f"the blocking worker died before the fit:\n{victim.tail()}"
+    horse = int(store.r.lindex(blocking_worker.ENTERED, 0))
+    assert horse != victim.pid and Job.fetch(job_id, connection=store.r).get_status() == JobStatus.STARTED
+    victim.kill()  # kill -9 of the worker, its work horse (inside the fit) and its scheduler process
+    wait_for(lambda: exited(horse), timeout=30)
 
     # The served model is still the previous one, and the job is neither finished nor lost.
     assert store.current_version(1) == "v1"
@@ -71,7 +62,9 @@ def test_kill_9_mid_training_keeps_the_served_model_and_the_job_is_retried(store
     assert job.get_status() == JobStatus.FINISHED
     assert job.retries_left == config.train_retries - 1  # the same job, retried once by RQ
     assert store.stats(1).get("train_runs") == 1  # the killed run never counted as done
-    print(f"\nkill -9 mid-fit: served model stayed v1; job {job_id} retried, published {head['version']}")
+    assert store.r.llen(blocking_worker.ENTERED) == 1  # the retry ran in the plain worker, unblocked
+    print(f"\nkill -9 inside the fit (horse {horse}): served model stayed v1; job {job_id} retried, "
+          f"published {head['version']}")
 
 
 def test_a_failed_enqueue_never_leaves_the_pending_flag_blocking_training(store, config, monkeypatch):

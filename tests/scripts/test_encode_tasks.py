@@ -17,7 +17,7 @@ from backend.store import Store
 from tests.conftest import ROOT, worker_env
 from tests.encoder import conftest as encoder_fixtures
 from tests.encoder.conftest import png_bytes
-from tests.encoder.fake_ls import FakeLabelStudio
+from tests.fake_label_studio import FakeLabelStudio
 
 # The fake Label Studio and MNIST fixtures of the encoder tests, shared here.
 digit_pngs = encoder_fixtures.digit_pngs

@@ -1,15 +1,25 @@
-"""A small threaded HTTP server that imitates what Label Studio 1.23.2 serves to an ML backend.
+"""ONE fake Label Studio 1.23.2 for the tests: a small threaded HTTP server on loopback.
 
-Real HTTP on loopback, with the auth rules observed on a real server (see tests/fixtures/task_*.json):
-``/data/upload/...`` and ``/data/local-files/?d=...`` need ``Token LEGACY`` or ``Bearer ACCESS``; a personal
-access token (a JWT refresh token) is refused as a bearer and must be exchanged at
-``POST /api/token/refresh/``; ``GET /api/tasks/?project=&page=&page_size=`` pages like Label Studio
-(404 past the last page). Plain paths (``/plain/...``) need no auth. Every request is recorded so tests can
-check which headers went where and how often a file was downloaded.
+What it imitates, as observed on a real server (see tests/fixtures/task_*.json and LABEL-STUDIO.md):
+
+- Files: ``/data/upload/...`` and ``/data/local-files/?d=...`` need ``Token LEGACY`` or ``Bearer ACCESS``;
+  a personal access token (a JWT refresh token) is refused as a bearer and must be exchanged at
+  ``POST /api/token/refresh/``. Plain paths (``/plain/...``) need no auth; ``/special/...`` paths misbehave
+  on purpose (slow, huge, redirects).
+- Tasks: ``GET /api/tasks/?project=&page=&page_size=[&fields=all]`` pages like Label Studio (404 past the
+  last page); annotations are included with ``fields=all``, as label-studio-sdk 2.1.2's
+  ``tasks.list(project=P, fields="all")`` asks for them.
+- Label Studio's side of the webhooks: :meth:`FakeLabelStudio.annotate`, ``update`` and ``delete`` change
+  annotations and return the event Label Studio would send, with the project counters computed the way it
+  computes them (``total_annotations_number``: annotations not cancelled; ``skipped_annotations_number``:
+  cancelled ones).
+
+Every request is recorded, so tests can check which headers went where and how often a file was downloaded.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -19,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+
+from tests.conftest import CONFIG_XML
 
 SECRET = "fake-ls-signing-secret-0123456789abcdef"
 
@@ -53,7 +65,7 @@ class FakeLabelStudio:
     uploads: dict[str, bytes] = field(default_factory=dict)  # "/data/upload/1/x.png" -> bytes
     local_files: dict[str, bytes] = field(default_factory=dict)  # "images/x.png" -> bytes
     plain: dict[str, bytes] = field(default_factory=dict)  # "/plain/x.png" -> bytes
-    tasks: dict[int, list[dict]] = field(default_factory=dict)  # project -> tasks
+    tasks: dict[int, list[dict]] = field(default_factory=dict)  # project -> task dicts (with "annotations")
     requests: list[Seen] = field(default_factory=list)
     refreshes: int = 0
     url: str = ""
@@ -63,6 +75,7 @@ class FakeLabelStudio:
         self._access: set[str] = set()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._next_annotation = 1
 
     # ---- control -------------------------------------------------------------------------------
     def start(self) -> FakeLabelStudio:
@@ -86,6 +99,97 @@ class FakeLabelStudio:
     def hits(self, path_prefix: str) -> list[Seen]:
         """Requests whose path (with query) starts with ``path_prefix``."""
         return [r for r in self.requests if (r.path + ("?" + r.query if r.query else "")).startswith(path_prefix)]
+
+    @property
+    def calls(self) -> list[str]:
+        """Every request's path with its query string, in order."""
+        return [r.path + ("?" + r.query if r.query else "") for r in self.requests]
+
+    # ---- Label Studio's side: change annotations, build the webhook it would send ----------------
+    def add_tasks(self, pid: int, ids: list[int]) -> None:
+        """Image tasks (uploads) without annotations."""
+        with self._lock:
+            self.tasks.setdefault(pid, []).extend(
+                {"id": t, "project": pid, "data": {"image": f"/data/upload/{pid}/{t}.png"}, "annotations": []}
+                for t in ids
+            )
+
+    def annotate(self, pid: int, task: int, label: str | None, cancelled: bool = False) -> dict:
+        """Create an annotation; returns the ANNOTATION_CREATED webhook Label Studio sends for it."""
+        with self._lock:
+            ann = {"id": self._next_annotation, "task": task, "project": pid, "was_cancelled": cancelled,
+                   "result": _result(label), "ground_truth": False}
+            self._next_annotation += 1
+            self._task(pid, task).setdefault("annotations", []).append(ann)
+        return self.event("ANNOTATION_CREATED", pid, annotation=ann, task={"id": task, "data": {}})
+
+    def update(self, pid: int, ann_id: int, label: str | None) -> dict:
+        with self._lock:
+            ann = self._annotation(pid, ann_id)
+            ann["result"] = _result(label)
+        return self.event("ANNOTATION_UPDATED", pid, annotation=ann, task={"id": ann["task"], "data": {}})
+
+    def delete(self, pid: int, ann_id: int) -> dict:
+        with self._lock:
+            ann = self._annotation(pid, ann_id)
+            self._task(pid, ann["task"])["annotations"].remove(ann)
+        return self.event("ANNOTATIONS_DELETED", pid, annotations=[{"id": ann_id}])
+
+    def event(self, action: str, pid: int, **extra: object) -> dict:
+        return {"action": action, "project": self.project(pid), **copy.deepcopy(extra)}
+
+    def project(self, pid: int) -> dict:
+        """The project as webhooks carry it, counters included."""
+        with self._lock:
+            tasks = [t.get("annotations", []) for t in self.tasks.get(pid, [])]
+            anns = [a for t in tasks for a in t]
+            return {
+                "id": pid,
+                "title": f"project {pid}",
+                "label_config": CONFIG_XML,
+                "task_number": len(tasks),
+                "total_annotations_number": sum(not a["was_cancelled"] for a in anns),
+                "skipped_annotations_number": sum(bool(a["was_cancelled"]) for a in anns),
+                "num_tasks_with_annotations": sum(any(not a["was_cancelled"] for a in t) for t in tasks),
+                "min_annotations_to_start_training": 0,
+            }
+
+    def truth(self, pid: int) -> dict[int, str]:
+        """task id -> the label the backend should hold (latest non-cancelled annotation with a choice)."""
+        out: dict[int, str] = {}
+        with self._lock:
+            for task in self.tasks.get(pid, []):
+                labels = [a["result"][0]["value"]["choices"][0] for a in task.get("annotations", [])
+                          if not a["was_cancelled"] and a["result"]]
+                if labels:
+                    out[task["id"]] = labels[-1]
+        return out
+
+    def _task(self, pid: int, task_id: int) -> dict:
+        return next(t for t in self.tasks[pid] if t["id"] == task_id)
+
+    def _annotation(self, pid: int, ann_id: int) -> dict:
+        for task in self.tasks[pid]:
+            for a in task.get("annotations", []):
+                if a["id"] == ann_id:
+                    return a
+        raise KeyError(ann_id)
+
+    def list_tasks(self, query: dict[str, list[str]]) -> tuple[int, dict]:
+        """One page of ``GET /api/tasks/`` (annotations only with ``fields=all``, as Label Studio)."""
+        project = int(query.get("project", ["0"])[0])
+        page = int(query.get("page", ["1"])[0])
+        size = int(query.get("page_size", ["100"])[0])
+        with_annotations = query.get("fields", ["task_only"])[0] == "all"
+        with self._lock:
+            tasks = self.tasks.get(project, [])
+            chunk = tasks[(page - 1) * size : page * size]
+            if page > 1 and not chunk:
+                return 404, {"detail": "Invalid page."}
+            body = [copy.deepcopy({k: v for k, v in t.items() if with_annotations or k != "annotations"})
+                    for t in chunk]
+            n_annotations = sum(len(t.get("annotations", [])) for t in tasks)
+        return 200, {"tasks": body, "total": len(tasks), "total_annotations": n_annotations, "total_predictions": 0}
 
     # ---- server logic ----------------------------------------------------------------------------
     def authorized(self, header: str | None) -> bool:
@@ -113,6 +217,12 @@ class FakeLabelStudio:
             self._access.add(access)
             self.refreshes += 1
         return 200, {"access": access}
+
+
+def _result(label: str | None) -> list[dict]:
+    if label is None:
+        return []
+    return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
 
 
 def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
@@ -179,7 +289,7 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
                 data = ls.local_files.get(query.get("d", [""])[0])
                 return self._send(200, data, "image/png") if data is not None else self._json(404, {})
             if path == "/api/tasks/":
-                return self._tasks(query)
+                return self._json(*ls.list_tasks(query))
             if path == "/special/auth-redirect":
                 return self._send(302, b"", Location=query["to"][0])
             return self._json(404, {"detail": "Not found."})
@@ -189,17 +299,5 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 return self._json(404, {})
             return self._send(200, data, "image/png")
-
-        def _tasks(self, query: dict[str, list[str]]) -> None:
-            project = int(query.get("project", ["0"])[0])
-            page = int(query.get("page", ["1"])[0])
-            size = int(query.get("page_size", ["100"])[0])
-            tasks = ls.tasks.get(project, [])
-            chunk = tasks[(page - 1) * size : page * size]
-            if page > 1 and not chunk:
-                return self._json(404, {"detail": "Invalid page."})
-            return self._json(
-                200, {"tasks": chunk, "total": len(tasks), "total_annotations": 0, "total_predictions": 0}
-            )
 
     return Handler
