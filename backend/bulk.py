@@ -259,9 +259,9 @@ def encode_project(
     config: Config | None = None,
     store: Store | None = None,
     on_batch: Callable[[int], None] | None = None,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
 ) -> EncodeSummary:
-    """Encode every task of ``opts.project`` (see the module docstring); notes go to ``out``.
+    """Encode every task of ``opts.project`` (see the module docstring); notes go to ``out`` (default stderr).
 
     Args:
         config: default ``Config.from_env()`` (with ``opts.redis_url`` when given).
@@ -273,6 +273,7 @@ def encode_project(
         FileNotFoundError: the folder or export does not exist.
     """
     t0 = time.perf_counter()
+    out = out or sys.stderr
     config = config or Config.from_env(**({"redis_url": opts.redis_url} if opts.redis_url else {}))
     store = store or Store.from_url(config.redis_url, keep_versions=config.keep_versions)
     progress = opts.progress

@@ -26,11 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def reconcile_projects(store: Any, config: Any, pids: list[int], *, enqueue: bool = False, force: bool = True,
-                       out: TextIO = sys.stdout) -> tuple[dict[str, int], int]:
+                       out: TextIO | None = None) -> tuple[dict[str, int], int]:
     """Reconcile (or queue a reconcile of) each project, one line each; returns the totals and failures.
 
-    One unreachable project does not stop the others.
+    One unreachable project does not stop the others. Lines go to ``out`` (default: the current stdout).
     """
+    out = out or sys.stdout
     from rq import Queue
     from tqdm import tqdm
 

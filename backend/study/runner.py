@@ -33,11 +33,13 @@ def study_redis(url: str | None) -> Iterator[str]:
         yield private
 
 
-def run_study(opts: StudyOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
+def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
     """Replay every method of ``opts`` over its dataset; returns the report (see ``docs/study``).
 
-    Progress lines go to ``out``; the caller writes the table, plots and JSON (``backend.study.output``).
+    Progress lines go to ``out`` (default: the current stdout); the caller writes the table, plots and JSON
+    (``backend.study.output``).
     """
+    out = out or sys.stdout
     t_start = time.perf_counter()
     opts = opts.resolved()
     methods = list(opts.methods or ())

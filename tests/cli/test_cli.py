@@ -100,6 +100,26 @@ def test_reconcile_with_no_project_reports_zero(redis_server: str, store, monkey
         "reconciled 0 project(s), 0 failed: 0 added, 0 updated, 0 removed")
 
 
+def test_reconcile_reports_an_unreachable_project_and_goes_on(redis_server: str, store, monkeypatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-project lines reach the stdout of the moment (not one captured when the module was imported)."""
+    from backend.projects import Projects
+
+    build_parser()  # the command modules are imported now, under this test's capture
+    config = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
+              '<Choice value="a"/><Choice value="b"/></Choices></View>')
+    for pid in (3, 4):
+        Projects(store).configure(pid, config)
+    monkeypatch.setenv("REDIS_URL", redis_server)
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "k" * 40)
+    assert dalt(["reconcile"]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in out[:2]] == ["project 3", "project 4"]
+    assert all("failed (" in line for line in out[:2])
+    assert out[-1] == "reconciled 0 project(s), 2 failed: 0 added, 0 updated, 0 removed"
+
+
 @pytest.mark.parametrize("name", sorted(WRAPPERS))
 def test_older_scripts_are_thin_wrappers(name: str) -> None:
     text = (ROOT / "scripts" / name).read_text()
