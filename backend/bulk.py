@@ -308,10 +308,7 @@ def encode_project(
             if blob is None:
                 raise ValueError(f"encoder {current.version} has no weights in Redis; rerun with --retrain")
             artifact = EncoderArtifact.from_bytes(blob)
-            if (opts.image_size, opts.channels or artifact.channels) != (
-                artifact.image_size,
-                artifact.channels,
-            ):
+            if (opts.image_size, opts.channels or artifact.channels) != (artifact.image_size, artifact.channels):
                 print(
                     f"note: using the current encoder's preprocessing ({artifact.image_size} px, "
                     f"{artifact.channels} channel(s)); pass --retrain to change it",
@@ -321,19 +318,9 @@ def encode_project(
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, opts.encode_threads))
         try:
-            encode_all(
-                store,
-                pid,
-                artifact,
-                TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels),
-                tasks,
-                pre,
-                pre_failed,
-                summary,
-                opts.batch_size,
-                progress,
-                on_batch,
-            )
+            encoder = TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels)
+            encode_all(store, pid, artifact, encoder, tasks, pre, pre_failed, summary, opts.batch_size, progress,
+                       on_batch)
         finally:
             torch.set_num_threads(threads)
     except KeyboardInterrupt:

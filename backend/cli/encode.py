@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when the command runs: the library loads torch
+    from backend.bulk import EncodeOptions
 
 HELP = "encode a project's images into Redis (trains its encoder if needed)"
 DESCRIPTION = """Encode every task image of a project into Redis, training the project's encoder when needed.
@@ -59,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def options(args: argparse.Namespace):  # -> backend.bulk.EncodeOptions (imported lazily: torch)
+def options(args: argparse.Namespace) -> EncodeOptions:
     """The parsed arguments as the library's typed options."""
     from backend.bulk import EncodeOptions
 

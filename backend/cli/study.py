@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.study.options import StudyOptions
 
 HELP = "the labeling study: replay a labeled dataset through DALT"
 DESCRIPTION = """The labeling study: replay a labeled dataset through DALT's real components, one task at a time.
@@ -44,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def options(args: argparse.Namespace):  # -> backend.study.options.StudyOptions
+def options(args: argparse.Namespace) -> StudyOptions:
     """The parsed arguments as the study's typed options."""
     from backend.study.options import StudyOptions
 
