@@ -14,11 +14,12 @@ from werkzeug.exceptions import BadRequest, UnprocessableEntity
 
 from backend.config import Config
 from backend.encoding import encode_missing
+from backend.events import BadEvent, parse_event, project_id
+from backend.ledger import Ledger
 from backend.metrics import Metrics
 from backend.predict import NO_MODEL_VERSION, HeadCache, predict_tasks
 from backend.projects import Projects, UnknownProject
-from backend.store import Store, project_id
-from backend.webhook import BadWebhook, WebhookHandler
+from backend.store import Store
 
 bp = Blueprint("dalt", __name__)
 
@@ -32,7 +33,7 @@ class Services:
     queue: Queue
     projects: Projects
     heads: HeadCache
-    webhooks: WebhookHandler
+    ledger: Ledger
     metrics: Metrics
 
 
@@ -134,12 +135,13 @@ def _project_of(tasks: list) -> object:
 
 @bp.post("/webhook")
 def webhook() -> Response:
+    """A Label Studio event: parsed and validated once (``events``), then applied (``ledger``)."""
     s = services()
     try:
-        result = s.webhooks.handle(json_body())
-    except BadWebhook as exc:
+        event = parse_event(json_body(), saved_config=s.ledger.saved_config)
+    except BadEvent as exc:  # nothing has been written
         raise BadRequest(str(exc)) from None
-    return jsonify(result.__dict__)
+    return jsonify(s.ledger.apply(event).as_dict())
 
 
 @bp.get("/versions")

@@ -18,11 +18,11 @@ from werkzeug.exceptions import HTTPException
 
 from backend.api import Services, bp
 from backend.config import Config
+from backend.ledger import Ledger
 from backend.metrics import Metrics
 from backend.predict import HeadCache
 from backend.projects import Projects
 from backend.store import Store
-from backend.webhook import WebhookHandler
 
 log = logging.getLogger("backend")
 
@@ -53,7 +53,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Flas
         queue=queue,
         projects=projects,
         heads=HeadCache(),
-        webhooks=WebhookHandler(store, projects, queue, config),
+        ledger=Ledger(store, projects, queue, config),
         metrics=Metrics(store, queue),
     )
     app.register_blueprint(bp)

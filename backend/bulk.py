@@ -35,14 +35,14 @@ import torch
 from tqdm.auto import tqdm
 
 from backend.config import Config
-from backend.encoding import label_studio_access
+from backend.labelstudio import iter_tasks, label_studio_access
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import DecodeError, choose_channels, decode_image
 from encoder.fetch import FetchError, ImageFetcher
-from encoder.objectives import get_objective
 from encoder.pipeline import TaskEncoder, task_image_url
-from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export, tasks_from_label_studio
+from encoder.registry import get_objective
+from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export
 from encoder.train import train_encoder
 
 CHANNEL_SAMPLE = 64
@@ -146,7 +146,7 @@ def load_tasks(opts: EncodeOptions, config: Config, store: Store, progress: bool
             raise ValueError("Label Studio URL and key are needed: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY")
         bar = tqdm(desc="list tasks", unit="task", disable=not progress)
         tasks = []
-        for t in tasks_from_label_studio(ls_url, api_key, opts.project, page_size=opts.page_size):
+        for t in iter_tasks(ls_url, api_key, opts.project, page_size=opts.page_size):
             tasks.append(t)
             bar.update(1)
         bar.close()
@@ -161,16 +161,14 @@ def _ls_access(opts: EncodeOptions, config: Config, store: Store) -> tuple[str |
 def make_fetcher(opts: EncodeOptions, config: Config, store: Store) -> Any:
     """The image source for the tasks: a folder reader or an HTTP fetcher with Label Studio's auth.
 
-    The fetcher gets the configured limits through the one shared constructor.
+    The fetcher gets the configured limits through the one shared constructor (``Config.fetch_settings``).
     """
     if opts.images:
         return DirectoryFetcher(opts.images, max_bytes=config.max_image_bytes)
-    ls_url, api_key = _ls_access(opts, config, store)
-    if opts.local_files_root:
-        config = replace(config, local_files_root=opts.local_files_root)
-    # TODO(merge): ImageFetcher.from_settings(replace(config.fetch_settings(ls_url, api_key), workers=opts.workers))
-    # honours --workers again; from_config has no download-concurrency setting, so it uses the default (16).
-    return ImageFetcher.from_config(config, ls_url=ls_url, api_key=api_key)
+    settings = config.fetch_settings(*_ls_access(opts, config, store))
+    settings = replace(settings, workers=opts.workers,
+                       local_files_root=opts.local_files_root or settings.local_files_root)
+    return ImageFetcher.from_settings(settings)
 
 
 def drop_stale_encoders(store: Store, pid: int, out: TextIO) -> None:

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from encoder.settings import FetchSettings
+
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
@@ -116,3 +118,17 @@ class Config:
     def basic_auth_enabled(self) -> bool:
         """Basic auth is on only when both user and password are set."""
         return bool(self.basic_auth_user and self.basic_auth_pass)
+
+    def fetch_settings(self, ls_url: str | None = None, api_key: str | None = None) -> FetchSettings:
+        """The encoder package's settings from this configuration; ``ls_url``/``api_key`` override the
+        configured Label Studio URL and key (e.g. with those ``/setup`` saved for a project)."""
+        return FetchSettings(
+            ls_url=ls_url or self.label_studio_url or None,
+            api_key=api_key or self.label_studio_api_key or None,
+            timeout=self.fetch_timeout,
+            max_bytes=self.max_image_bytes,
+            max_pixels=self.max_image_pixels,
+            allowed_hosts=self.allowed_hosts,
+            allow_private_networks=self.allow_private_networks,
+            local_files_root=self.local_files_root or None,
+        )

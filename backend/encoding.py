@@ -4,7 +4,7 @@ Used by ``/predict`` for tasks without a cached embedding and by the job that ``
 Per call it costs one Redis read for the current encoder version and one for the project's settings:
 the encoder itself is loaded from Redis once per ``(project, version)`` and kept in-process (a bounded
 LRU), and one :class:`~encoder.fetch.ImageFetcher` (connection pool, download threads, cached access
-token) is kept per Label Studio URL and key.
+token) is kept per distinct :class:`~encoder.settings.FetchSettings` (Label Studio URL, key, limits).
 """
 
 from __future__ import annotations
@@ -12,22 +12,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any
 
 import numpy as np
 
 from backend.config import Config
+from backend.labelstudio import label_studio_access
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.fetch import ImageFetcher
 from encoder.pipeline import TaskEncoder
+from encoder.settings import FetchSettings
 
 log = logging.getLogger(__name__)
 
 _MAX_ARTIFACTS = 16
 _lock = threading.Lock()
 _artifacts: OrderedDict[tuple[int, str], EncoderArtifact] = OrderedDict()
-_fetchers: dict[tuple[Any, ...], ImageFetcher] = {}
+_fetchers: dict[FetchSettings, ImageFetcher] = {}
 
 
 def load_artifact(store: Store, pid: int, version: str) -> EncoderArtifact | None:
@@ -49,28 +50,13 @@ def load_artifact(store: Store, pid: int, version: str) -> EncoderArtifact | Non
     return art
 
 
-def label_studio_access(config: Config, project: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Label Studio URL and key: the configured ones first, else those ``/setup`` saved for the project."""
-    url = config.label_studio_url or project.get("hostname") or None
-    key = config.label_studio_api_key or project.get("access_token") or None
-    return (str(url) if url else None), (str(key) if key else None)
-
-
 def fetcher_for(config: Config, ls_url: str | None, api_key: str | None) -> ImageFetcher:
     """A shared fetcher for this Label Studio URL, key and the configured limits."""
-    key = (
-        ls_url,
-        api_key,
-        config.fetch_timeout,
-        config.max_image_bytes,
-        config.allowed_hosts,
-        config.allow_private_networks,
-        getattr(config, "local_files_root", None),
-    )
+    settings = config.fetch_settings(ls_url, api_key)
     with _lock:
-        fetcher = _fetchers.get(key)
+        fetcher = _fetchers.get(settings)
         if fetcher is None:
-            fetcher = _fetchers[key] = ImageFetcher.from_config(config, ls_url=ls_url, api_key=api_key)
+            fetcher = _fetchers[settings] = ImageFetcher.from_settings(settings)
         return fetcher
 
 

@@ -2,22 +2,23 @@
 
 Why: the labeling study measures DALT on datasets with known answers; in production the only ground
 truth is what annotators submit. ``/predict`` remembers what it suggested for each task
-(``Store.record_served``); when the annotation arrives, the webhook calls :func:`record_outcome`, which
+(``Store.record_served``); when the annotation arrives, the webhook's ledger records its outcome, which
 counts it as *accepted* (submitted label == suggested label) or *corrected* for the version that made the
 suggestion, and adds the annotation's ``lead_time`` (seconds Label Studio measured the annotator working)
 to that bucket. The mean lead time of accepted vs corrected tasks is the time a correct pre-annotation saves.
 
 Only the first annotation after a suggestion counts (an update of the same annotation does not count
-twice). One Lua call, one round trip: the webhook stays fast. ``/metrics`` exposes the counters and
-``scripts/report.py`` prints them.
+twice). One Lua script, in the same round trip as the label itself (``backend.ledger``): the webhook
+stays fast. :func:`record_outcome` does the same for callers outside the webhook (the labeling study).
+``/metrics`` exposes the counters and ``scripts/report.py`` prints them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
+from backend.events import finite_lead_time
 from backend.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,33 +38,10 @@ def record_outcome(store: Store, pid: int, task_id: int, label: str | None, lead
     if label is None:
         return None
     try:
-        return store.record_outcome(pid, task_id, label, _lead(lead_time))
+        return store.record_outcome(pid, task_id, label, finite_lead_time(lead_time))
     except Exception:  # evaluation is best effort: the label itself is already recorded
         log.warning("project %s: could not record the live evaluation of task %s", pid, task_id, exc_info=True)
         return None
-
-
-def record_label_and_outcome(
-    store: Store, pid: int, annotation_id: int, task_id: int, label: str | None, lead_time: object = None
-) -> tuple[bool, str | None]:
-    """Record an annotation's label and its live evaluation in one round trip (the webhook's hot path).
-
-    Returns:
-        ``(label changed, outcome)`` as :meth:`Store.record_annotation` and :func:`record_outcome`.
-    """
-    changed, outcome = store.record_annotation_and_outcome(pid, annotation_id, task_id, label, _lead(lead_time))
-    if isinstance(outcome, Exception):  # evaluation is best effort: the label itself is recorded
-        log.warning("project %s: could not record the live evaluation of task %s: %s", pid, task_id, outcome)
-        return changed, None
-    return changed, outcome
-
-
-def _lead(lead_time: object) -> float | None:
-    """The annotation's lead_time when it is a finite number >= 0."""
-    if isinstance(lead_time, int | float) and not isinstance(lead_time, bool):
-        if math.isfinite(lead_time) and lead_time >= 0:
-            return float(lead_time)
-    return None
 
 
 def _version_number(version: str) -> int:

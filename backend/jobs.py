@@ -1,7 +1,8 @@
-"""RQ job entry points. Workers run them as ``rq worker --url $REDIS_URL dalt``.
+"""Every RQ job entry point. Workers run them as ``rq worker --url $REDIS_URL dalt``.
 
 They build their Store from the worker's own Redis connection and the configuration from the
-environment, so any worker on any machine that reaches the same Redis can run them.
+environment, so any worker on any machine that reaches the same Redis can run them. The coalescing rules
+they take part in (clear the pending flag first thing) are written in ``backend.queueing``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from backend.store import Store
 
 log = logging.getLogger(__name__)
 
+# Seconds a killed run keeps its project locked; the holder extends the lock every third of it.
+TRAIN_LOCK_TTL = 15.0
+
 
 def _context() -> tuple[Store, Config]:
     config = Config.from_env()
@@ -34,11 +38,8 @@ def train_project_job(pid: int) -> dict:
     from backend.training import train_project
 
     store, config = _context()
-    # With several workers a queued run would start while another run of the project still trains:
-    # it waits for the lock first, and only then clears the flag, so labels arriving meanwhile ride on it
-    # (at most one run trains and one waits or is queued, per project).
     with _held(store.train_lock(pid, ttl=TRAIN_LOCK_TTL)) as lock_times:
-        store.clear_train_pending(pid)  # FIRST: labels arriving from now on queue one more run
+        store.clear_train_pending(pid)  # FIRST (after the lock): labels arriving from now on queue one more run
         t0 = time.perf_counter()
         try:
             result = train_project(store, config, pid)
@@ -49,10 +50,6 @@ def train_project_job(pid: int) -> dict:
         store.incr_stat(pid, "train_seconds", float(time.perf_counter() - t0))
         store.incr_stat(pid, f"train_{result.status}")
     return dict(result.as_dict(), locked=lock_times)
-
-
-# Seconds a killed run keeps its project locked; the holder extends the lock every third of it.
-TRAIN_LOCK_TTL = 15.0
 
 
 @contextmanager
@@ -90,3 +87,19 @@ def encode_tasks_job(pid: int, tasks: list[dict]) -> dict:
     store, config = _context()
     vectors = encode_missing(store, config, pid, tasks)
     return {"project": pid, "tasks": len(tasks), "encoded": len(vectors)}
+
+
+def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:
+    """Reconcile one project's annotations with Label Studio (lost webhooks, see ``backend.reconcile``).
+
+    Args:
+        force: resync even if the counters agree.
+        wait: seconds to let webhooks still in flight (concurrent annotators) land before comparing.
+    """
+    from backend.reconcile import reconcile_project
+
+    store, config = _context()
+    store.clear_reconcile(pid, started_at=time.time())  # FIRST: mismatches seen from now on queue one more
+    if wait > 0:
+        time.sleep(min(wait, 60.0))
+    return reconcile_project(store, config, pid, force=force).as_dict()

@@ -8,6 +8,7 @@ Label Studio shows that message to the admin on the Model settings page.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
 
@@ -78,3 +79,13 @@ def parse_label_config(xml: str) -> ClassificationConfig:
     if not value.startswith("$") or len(value) < 2:
         raise UnsupportedConfig(f'<Image name="{image.name}"> needs value="$field". {SUPPORTED}')
     return ClassificationConfig(from_name=ctrl.name, to_name=image.name, image_key=value[1:], classes=classes)
+
+
+@lru_cache(maxsize=256)
+def cached_config(xml: str) -> ClassificationConfig:
+    """:func:`parse_label_config` once per distinct text: Label Studio repeats the config on every call.
+
+    Raises:
+        UnsupportedConfig: as :func:`parse_label_config`.
+    """
+    return parse_label_config(xml)

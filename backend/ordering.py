@@ -94,13 +94,10 @@ def label_studio_client(config: Config, store: Store, pid: int, ls_url: str | No
     Raises:
         ValueError: the Label Studio URL or key is unknown.
     """
-    # TODO(merge): backend.labelstudio owns credentials and the SDK client.
-    from backend.encoding import label_studio_access
+    from backend.labelstudio import client, label_studio_access
 
     url, key = label_studio_access(config, store.project(pid))
     url = ls_url or url
     if not url or not key:
         raise ValueError("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or connect the backend first)")
-    from label_studio_sdk import LabelStudio
-
-    return LabelStudio(base_url=url, api_key=key, timeout=60)
+    return client(url, key, timeout=60)

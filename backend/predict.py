@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backend.head import Head, load_head
+from backend.heads import Head, load_head
 from backend.labelconfig import ClassificationConfig
 from backend.store import Store
 

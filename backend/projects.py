@@ -8,17 +8,10 @@ a project's settings are written only when they change.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from typing import Any
 
-from backend.labelconfig import ClassificationConfig, UnsupportedConfig, parse_label_config
+from backend.labelconfig import ClassificationConfig, UnsupportedConfig, cached_config
 from backend.store import Store
-
-
-@lru_cache(maxsize=256)
-def cached_config(xml: str) -> ClassificationConfig:
-    """Parse a label config once per distinct text (raises UnsupportedConfig)."""
-    return parse_label_config(xml)
 
 
 class UnknownProject(LookupError):
@@ -77,4 +70,4 @@ class Projects:
         return cached_config(saved)
 
 
-__all__ = ["Projects", "UnknownProject", "UnsupportedConfig", "cached_config"]
+__all__ = ["Projects", "UnknownProject", "UnsupportedConfig"]

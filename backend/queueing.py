@@ -1,18 +1,40 @@
-"""Enqueueing RQ jobs, coalesced per project.
+"""Every enqueue of an RQ job, and the rules that keep a burst of events from queueing a burst of jobs.
 
-A burst of annotations must not queue one training per annotation: only the first label change after a
-job started sets the project's pending flag and enqueues; the rest ride on that queued job. The job clears
-the flag when it STARTS, so labels arriving while it runs queue exactly one more run.
+Coalescing, per project (the only place these rules are written down):
+
+* Training. A label change queues a run only if it sets the project's ``train_pending`` flag (``SET NX``);
+  while the flag is set, further changes ride on the queued run. A starting run first waits for the
+  project's training lock (so two runs of one project never fit at once, even on several workers), then
+  clears the flag, then reads the labels: a label arriving from that moment on queues exactly one more run.
+  So per project at most one run trains and one waits or is queued, and the last label always gets a run.
+  ``START_TRAINING`` (Label Studio's Train button) enqueues even when the flag is set. The flag expires
+  after two job timeouts, so a queued job that vanished (Redis flushed by hand) cannot block training
+  forever; a failed enqueue clears the flag it has just set.
+* Reconcile. A counters mismatch queues a reconcile job only if it sets the project's ``reconcile`` flag
+  (cleared when the job starts), and only when the last reconcile started more than
+  ``DALT_RECONCILE_INTERVAL`` ago: a mismatch that remains is seen again by a later webhook, and a
+  misconfigured project cannot make DALT crawl Label Studio non-stop. ``START_TRAINING`` and a
+  reconcile by hand force one regardless of the interval. The job waits ``DALT_RECONCILE_DELAY`` itself
+  before comparing, so webhooks still in flight from concurrent annotators land first (RQ's scheduler,
+  needed for ``enqueue_in``, dies with a Redis outage and is restarted only every maintenance interval).
+* Encoding of new tasks (``TASKS_CREATED``) is not coalesced: each event names other tasks.
+
+Jobs are enqueued by dotted name (``backend.jobs.*``): the web process never imports the job code.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 from rq import Queue, Retry
 
 from backend.config import Config
+from backend.labelstudio import label_studio_access
 from backend.store import Store
+
+log = logging.getLogger(__name__)
 
 # Retry intervals (s) for a failed or abandoned (worker killed) job.
 RETRY_INTERVALS = [1, 5, 15]
@@ -27,7 +49,7 @@ def _retry(config: Config) -> Retry | None:
 
 
 def _job_options(config: Config, kind: str, pid: int, description: str) -> dict:
-    """What every DALT job gets: a unique id, explicit timeout, retries, and how long results are kept."""
+    """What training and encoding jobs get: a unique id, explicit timeout, retries, result lifetimes."""
     return {
         "job_id": f"dalt-{kind}-{pid}-{uuid.uuid4().hex[:12]}",
         "job_timeout": config.train_job_timeout,
@@ -39,7 +61,7 @@ def _job_options(config: Config, kind: str, pid: int, description: str) -> dict:
 
 
 def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, force: bool = False) -> bool:
-    """Queue a training run for ``pid`` unless one is already queued.
+    """Queue a training run for ``pid`` unless one is already queued (see the rules above).
 
     Args:
         force: enqueue even if a run is pending (``START_TRAINING`` from Label Studio's train button).
@@ -47,7 +69,6 @@ def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, fo
     Returns:
         True when a job was enqueued.
     """
-    # The flag outlives a job that vanished (Redis flushed by hand) only for one job timeout.
     marked = store.mark_train_pending(pid, ttl=config.train_job_timeout * 2)
     if not marked and not force:
         return False
@@ -75,3 +96,49 @@ def enqueue_encoding(queue: Queue, pid: int, tasks: list[dict], config: Config) 
         **_job_options(config, "encode", pid, f"encode {len(tasks)} new tasks of project {pid}"),
     )
     return job.id
+
+
+def enqueue_reconcile(
+    store: Store, queue: Queue, config: Config, pid: int, *, reason: str, force: bool = False
+) -> str:
+    """Queue a reconcile job unless one is queued, or (unless ``force``) one started within the interval.
+
+    Args:
+        reason: why (logged).
+        force: also skip the interval, and resync even if the counters agree when the job runs
+            (``START_TRAINING``, by hand).
+
+    Returns:
+        ``"queued"``, ``"pending"`` (one is queued), ``"recent"`` (one started less than
+        ``DALT_RECONCILE_INTERVAL`` ago) or ``"no_access"`` (no Label Studio URL and key to resync with).
+    """
+    if not label_studio_access(config, store.project(pid)).usable:
+        if pid not in _warned:
+            _warned.add(pid)
+            log.warning("project %s: %s, but no Label Studio URL/key to resync with (set LABEL_STUDIO_URL and "
+                        "LABEL_STUDIO_API_KEY)", pid, reason)
+        return "no_access"
+    last = store.last_reconcile(pid)
+    if not force and last is not None and time.time() - last < config.reconcile_interval:
+        return "recent"
+    if not store.mark_reconcile(pid, ttl=int(config.reconcile_delay) + 3600):
+        return "pending"
+    log.info("project %s: reconcile queued (%s)", pid, reason)
+    try:
+        queue.enqueue(
+            "backend.jobs.reconcile_project_job",
+            pid,
+            force,
+            config.reconcile_delay,
+            job_timeout=max(600, config.train_job_timeout),
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"reconcile annotations of project {pid} with Label Studio",
+        )
+    except Exception:
+        store.clear_reconcile(pid)
+        raise
+    return "queued"
+
+
+_warned: set[int] = set()  # projects whose missing Label Studio access was logged once

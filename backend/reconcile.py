@@ -1,44 +1,36 @@
-"""Recover from lost webhooks: compare Label Studio's counters with ours, resync through its API.
+"""Recover from lost webhooks: resync a project's annotations from Label Studio's API.
 
 Label Studio sends each webhook once, with a 1 s timeout and no retry, so a backend restart, a Redis
 outage (503) or a network blip loses annotations for good. Every webhook's ``project`` carries Label
 Studio's own counters, computed after the event was saved: ``total_annotations_number`` (annotations
-not cancelled, empty ones included) and ``skipped_annotations_number`` (cancelled ones). The backend
-keeps the set of annotation ids it has seen of each kind, so one cheap comparison per webhook tells
-whether an event went missing. On a mismatch a reconcile job is queued (never run inside the webhook:
-it crawls the project through the API), delayed by ``DALT_RECONCILE_DELAY`` so that webhooks still in
-flight from concurrent annotators land first; jobs are coalesced per project (one queued at a time, the
-flag cleared when one starts), and a mismatch within ``DALT_RECONCILE_INTERVAL`` of the last start waits
-for a later webhook to be seen again (so a misconfigured project cannot make DALT crawl Label Studio
-non-stop). ``START_TRAINING``
-(Label Studio's Train button) and ``scripts/reconcile.py`` resync regardless of the counters: those also
-catch a lost *update*, which leaves the counts unchanged.
+not cancelled, empty ones included) and ``skipped_annotations_number`` (cancelled ones). The ledger
+(``backend.ledger``) keeps the set of annotation ids it has seen of each kind and compares per webhook;
+on a mismatch it asks ``backend.queueing`` for a reconcile job (never run inside the webhook: it crawls
+the project through the API; how such jobs are coalesced and rate limited is written there).
+``START_TRAINING`` (Label Studio's Train button) and a reconcile by hand resync regardless of the
+counters: those also catch a lost *update*, which leaves the counts unchanged.
 
-The resync reads every task with its annotations (label-studio-sdk ``tasks.list(fields="all")``) and
-makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations that
-no webhook touched since the crawl began (compared with a snapshot taken before it): what a webhook
+The resync (this module) reads every task with its annotations (``backend.labelstudio.fetch_annotations``)
+and makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations
+that no webhook touched since the crawl began (compared with a snapshot taken before it): what a webhook
 wrote during the crawl is newer than what the crawl read.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 
 from rq import Queue
 
 from backend.config import Config
-from backend.encoding import label_studio_access
-from backend.labelconfig import ClassificationConfig
-from backend.projects import cached_config
+from backend.labelconfig import ClassificationConfig, cached_config
+from backend.labelstudio import fetch_annotations, label_studio_access
+from backend.ledger import counters_disagree
 from backend.queueing import enqueue_training
 from backend.store import Store
 
 log = logging.getLogger(__name__)
-
-COUNTERS = ("total_annotations_number", "skipped_annotations_number", "num_tasks_with_annotations", "task_number")
-PAGE_SIZE = 100
 
 
 @dataclass
@@ -61,155 +53,8 @@ class ReconcileResult:
         return asdict(self)
 
 
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def project_counters(project: object) -> dict[str, int]:
-    """The counters a webhook's ``project`` carries (only well-formed ones)."""
-    if not isinstance(project, dict):
-        return {}
-    return {k: v for k in COUNTERS if (v := _int(project.get(k))) is not None}
-
-
-def mismatch(counters: dict[str, int], live: int, skipped: int) -> bool:
-    """Whether Label Studio counts other annotations than the backend has seen."""
-    if "total_annotations_number" not in counters:
-        return False
-    if counters["total_annotations_number"] != live:
-        return True
-    return "skipped_annotations_number" in counters and counters["skipped_annotations_number"] != skipped
-
-
-def observe_webhook(store: Store, queue: Queue, config: Config, pid: int, payload: dict) -> str:
-    """Track the annotation ids a webhook reports and queue a reconcile when the counters disagree.
-
-    One Redis round trip (two when a reconcile is queued); called by the webhook handler after it
-    handled the event, for projects whose label config DALT serves.
-
-    Returns:
-        ``"in_sync"``, ``"queued"``, ``"pending"`` (a reconcile is queued or ran recently),
-        ``"no_access"`` (no Label Studio URL and key to resync with) or ``"no_counters"``.
-    """
-    live: list[int] = []
-    skipped: list[int] = []
-    gone: list[int] = []
-    action = payload.get("action")
-    if action == "ANNOTATIONS_DELETED":
-        for ann in payload.get("annotations") or []:
-            if isinstance(ann, dict) and (ann_id := _int(ann.get("id"))) is not None:
-                gone.append(ann_id)
-    else:
-        anns = payload.get("annotations") if action == "ANNOTATIONS_CREATED" else [payload.get("annotation")]
-        for ann in anns if isinstance(anns, list) else []:
-            if isinstance(ann, dict) and (ann_id := _int(ann.get("id"))) is not None:
-                (skipped if ann.get("was_cancelled") else live).append(ann_id)
-    counters = project_counters(payload.get("project"))
-    n_live, n_skipped = store.observe_annotations(pid, live, skipped, gone, counters)
-    if not counters:
-        return "no_counters"
-    if not mismatch(counters, n_live, n_skipped):
-        return "in_sync"
-    reason = f"{action}: Label Studio counts {counters['total_annotations_number']} annotations, backend saw {n_live}"
-    return enqueue_reconcile(store, queue, config, pid, reason=reason)
-
-
-def enqueue_reconcile(
-    store: Store, queue: Queue, config: Config, pid: int, *, reason: str, force: bool = False
-) -> str:
-    """Queue a reconcile job unless one is queued, or (unless ``force``) one started within the interval.
-
-    The job is queued right away and waits ``DALT_RECONCILE_DELAY`` itself: RQ's scheduler (needed for
-    ``enqueue_in``) dies with a Redis outage and a worker restarts it only every maintenance interval.
-
-    Args:
-        force: resync even if the counters agree when the job runs (``START_TRAINING``, by hand).
-
-    Returns:
-        ``"queued"``, ``"pending"`` (one is queued), ``"recent"`` (one started less than
-        ``DALT_RECONCILE_INTERVAL`` ago: a mismatch that remains is seen again by a later webhook) or
-        ``"no_access"`` (no Label Studio URL and key to resync with).
-    """
-    ls_url, api_key = label_studio_access(config, store.project(pid))
-    if not ls_url or not api_key:
-        if pid not in _warned:
-            _warned.add(pid)
-            log.warning("project %s: %s, but no Label Studio URL/key to resync with (set LABEL_STUDIO_URL and "
-                        "LABEL_STUDIO_API_KEY)", pid, reason)
-        return "no_access"
-    last = store.last_reconcile(pid)
-    if not force and last is not None and time.time() - last < config.reconcile_interval:
-        return "recent"
-    if not store.mark_reconcile(pid, ttl=int(config.reconcile_delay) + 3600):
-        return "pending"
-    log.info("project %s: reconcile queued (%s)", pid, reason)
-    try:
-        queue.enqueue(
-            reconcile_project_job,
-            pid,
-            force,
-            config.reconcile_delay,
-            job_timeout=max(600, config.train_job_timeout),
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"reconcile annotations of project {pid} with Label Studio",
-        )
-    except Exception:
-        store.clear_reconcile(pid)
-        raise
-    return "queued"
-
-
-_warned: set[int] = set()
-
-
-def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:
-    """RQ entry point: reconcile one project with the worker's own configuration.
-
-    Args:
-        wait: seconds to let webhooks still in flight (concurrent annotators) land before comparing.
-    """
-    from backend.jobs import _context
-
-    store, config = _context()
-    store.clear_reconcile(pid, started_at=time.time())  # FIRST: mismatches seen from now on queue one more
-    if wait > 0:
-        time.sleep(min(wait, 60.0))
-    return reconcile_project(store, config, pid, force=force).as_dict()
-
-
 def _label(cfg: ClassificationConfig, ann: dict) -> str | None:
     return None if ann.get("was_cancelled") else cfg.label_of(ann.get("result"))
-
-
-def fetch_annotations(ls_url: str, api_key: str, pid: int, page_size: int = PAGE_SIZE) -> tuple[dict, int]:
-    """Every annotation of a project through label-studio-sdk: ``{ann id: (task id, annotation)}`` and pages.
-
-    Pages are requested one by one: Label Studio answers 404 past the last page, which the SDK's own
-    iterator would raise.
-    """
-    from label_studio_sdk import LabelStudio
-    from label_studio_sdk.core.api_error import ApiError
-
-    client = LabelStudio(base_url=ls_url, api_key=api_key, timeout=60)
-    out: dict[int, tuple[int, dict]] = {}
-    page = 0
-    while True:
-        page += 1
-        try:
-            items = client.tasks.list(project=pid, fields="all", page=page, page_size=page_size).items or []
-        except ApiError as exc:
-            if exc.status_code == 404 and page > 1:
-                break
-            raise
-        for task in items:
-            tid = _int(getattr(task, "id", None))
-            for ann in getattr(task, "annotations", None) or []:
-                if tid is not None and isinstance(ann, dict) and (aid := _int(ann.get("id"))) is not None:
-                    out[aid] = (tid, ann)
-        if len(items) < page_size:
-            break
-    return out, page
 
 
 def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = False) -> ReconcileResult:
@@ -230,7 +75,7 @@ def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = F
         return result
     if not force:
         live, skipped = store.seen_annotations(pid)
-        if not mismatch(store.ls_counters(pid), len(live), len(skipped)):
+        if not counters_disagree(store.ls_counters(pid), len(live), len(skipped)):
             result.status, result.reason = "in_sync", "the counters of the latest webhook match"
             return result
     ls_url, api_key = label_studio_access(config, project)

@@ -13,7 +13,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from backend.config import Config
-from backend.head import fit_head
+from backend.heads import fit_head, head_kind
 from backend.store import Store
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
         return result
     y = [labels[int(t)] for t in task_ids[found]]
     unlabeled = unlabeled_ids = None
-    if config.head != "logreg":  # heads that learn from unlabeled tasks get every embedding
+    if head_kind(config.head).needs_unlabeled:  # e.g. label spreading learns from every embedding
         unlabeled_ids, unlabeled = store.all_embeddings(pid, encoder.version)
     with threadpool_limits(threads):
         head = fit_head(

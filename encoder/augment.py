@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from encoder.model import ConvDecoder, ConvEncoder
-from encoder.objectives import Objective, register_objective
+from encoder.objectives import Objective
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,6 @@ def fixed_generator(device: torch.device, seed: int = 1234) -> torch.Generator:
     return gen
 
 
-@register_objective("augmented-autoencoder")
 class AugmentedAutoencoderObjective(Objective):
     """The paper's autoencoder, trained on augmented images: reconstruct a randomly moved copy of each input.
 
@@ -160,6 +159,8 @@ class AugmentedAutoencoderObjective(Objective):
     Args:
         policy: augmentation policy name (``"auto"``: from the channel count, see :func:`policy_for`).
     """
+
+    name = "augmented-autoencoder"
 
     def __init__(self, encoder: ConvEncoder, policy: str = "auto"):
         super().__init__(encoder)

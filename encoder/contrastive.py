@@ -19,7 +19,7 @@ from torch import nn
 
 from encoder.augment import augment, fixed_generator, policy_for
 from encoder.model import ConvEncoder
-from encoder.objectives import Objective, register_objective
+from encoder.objectives import Objective
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -37,7 +37,6 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, target)
 
 
-@register_objective("contrastive")
 class ContrastiveObjective(Objective):
     """NT-Xent on two augmented views of each image, through a projection head.
 
@@ -47,6 +46,8 @@ class ContrastiveObjective(Objective):
         temperature: NT-Xent temperature.
         projection_dim: output size of the projection head.
     """
+
+    name = "contrastive"
 
     def __init__(self, encoder: ConvEncoder, policy: str = "auto", temperature: float = 0.2,
                  projection_dim: int = 64):

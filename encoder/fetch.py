@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -28,9 +27,7 @@ from requests.adapters import HTTPAdapter
 
 from encoder.auth import AuthError, LabelStudioAuth
 from encoder.netguard import RefusedHost, check_public, host_listed, origin
-
-if TYPE_CHECKING:
-    from backend.config import Config
+from encoder.settings import FetchSettings
 
 MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -110,18 +107,17 @@ class ImageFetcher:
         self._pool_lock = threading.Lock()
 
     @classmethod
-    def from_config(
-        cls, config: Config, ls_url: str | None = None, api_key: str | None = None
-    ) -> ImageFetcher:
-        """A fetcher with the limits of ``config``; ``ls_url``/``api_key`` override the configured ones."""
+    def from_settings(cls, settings: FetchSettings) -> ImageFetcher:
+        """A fetcher with the URL, key and limits of ``settings``."""
         return cls(
-            ls_url or config.label_studio_url or None,
-            api_key or config.label_studio_api_key or None,
-            timeout=config.fetch_timeout,
-            max_bytes=config.max_image_bytes,
-            allowed_hosts=config.allowed_hosts,
-            allow_private_networks=config.allow_private_networks,
-            local_root=getattr(config, "local_files_root", None) or None,
+            settings.ls_url or None,
+            settings.api_key or None,
+            timeout=settings.timeout,
+            max_bytes=settings.max_bytes,
+            allowed_hosts=settings.allowed_hosts,
+            allow_private_networks=settings.allow_private_networks,
+            workers=settings.workers,
+            local_root=settings.local_files_root or None,
         )
 
     # ---- URL handling ----------------------------------------------------------------------------
@@ -144,7 +140,7 @@ class ImageFetcher:
         if url.startswith("/") and not url.startswith("//"):
             if not self.ls_url:
                 raise FetchError(
-                    f"relative URL {display_url(url)} needs the Label Studio URL (LABEL_STUDIO_URL)",
+                    f"relative URL {display_url(url)} needs the Label Studio URL, which is not configured",
                     url=display_url(url),
                     reason="bad_url",
                 )
@@ -170,7 +166,7 @@ class ImageFetcher:
         scheme, host, port = origin(urlsplit(url))
         if not redirected_by_ls and not host_listed(host, port, self.allowed_hosts):
             raise RefusedHost(
-                f"host {host}:{port} is neither Label Studio's nor in DALT_ALLOWED_HOSTS; download refused"
+                f"host {host}:{port} is neither Label Studio's nor in allowed_hosts; download refused"
             )
         if not self.allow_private_networks:
             check_public(host, port)
@@ -249,7 +245,7 @@ class ImageFetcher:
             return FetchError(f"not found (HTTP 404): {shown}", url=shown, reason="not_found", status=status)
         if status in (401, 403):
             hint = (
-                "check LABEL_STUDIO_API_KEY (legacy key or personal access token) and project access"
+                "check the Label Studio API key (legacy key or personal access token) and project access"
                 if is_ls
                 else "the image host refused access"
             )
@@ -264,7 +260,7 @@ class ImageFetcher:
     def _too_large(self, shown: str, size: int | None = None) -> FetchError:
         what = f"{size} bytes" if size is not None else "more bytes"
         return FetchError(
-            f"too large: {what} exceed the limit of {self.max_bytes} bytes (DALT_MAX_IMAGE_BYTES): {shown}",
+            f"too large: {what} exceed the limit of {self.max_bytes} bytes (max_bytes): {shown}",
             url=shown,
             reason="too_large",
         )

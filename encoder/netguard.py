@@ -73,5 +73,5 @@ def check_public(host: str, port: int) -> None:
         if not _global(addr):
             raise RefusedHost(
                 f"host {host!r} resolves to the non-public address {addr}; downloads there are refused "
-                "(set DALT_ALLOW_PRIVATE_NETWORKS=true to allow private networks)"
+                "(allow_private_networks is off)"
             )

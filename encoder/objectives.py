@@ -1,11 +1,14 @@
-"""Training objectives for the encoder, in a registry so new ones plug in without touching training.
+"""What an encoder training objective is, and the paper's one (the autoencoder).
 
-The interface, for anyone adding an objective (e.g. ``encoder/augment.py``, ``encoder/contrastive.py``)::
+Objectives are listed by name in :mod:`encoder.registry` (``OBJECTIVES``), so new ones plug in without
+touching training. The interface, for anyone adding an objective (e.g. ``encoder/augment.py``,
+``encoder/contrastive.py``)::
 
-    from encoder.objectives import Objective, register_objective
+    from encoder.objectives import Objective
 
-    @register_objective("my-objective")
     class MyObjective(Objective):
+        name = "my-objective"
+
         def __init__(self, encoder: ConvEncoder, **options):
             super().__init__(encoder)
             self.head = nn.Linear(encoder.latent_dim, 64)   # extra modules are trained too
@@ -24,6 +27,7 @@ Rules:
 * The trainer calls ``objective.train()``/``.eval()``; validation calls :meth:`Objective.validation_loss`
   (default: ``forward`` under ``torch.no_grad``), which early stopping compares across epochs. Override it
   when ``forward`` is random (augmentations), e.g. with a fixed generator, so that epochs compare fairly.
+* Add the class to ``OBJECTIVES`` in :mod:`encoder.registry` under its ``name``.
 * Only the encoder is saved in the artifact; extra modules are discarded after training.
 * ``options`` come from ``train_encoder(..., objective_options={...})``; unknown keys should raise.
 * Randomness: the trainer seeds torch (``torch.manual_seed(seed)``) before building the objective.
@@ -31,60 +35,11 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from encoder.model import ConvDecoder, ConvEncoder
-
-OBJECTIVES: dict[str, type[Objective]] = {}
-
-
-def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
-    """Class decorator: make an objective selectable by ``name`` (``train_encoder(objective=name)``)."""
-
-    def deco(cls: type[Objective]) -> type[Objective]:
-        if name in OBJECTIVES and OBJECTIVES[name] is not cls:
-            raise ValueError(f"objective {name!r} is already registered by {OBJECTIVES[name].__qualname__}")
-        OBJECTIVES[name] = cls
-        cls.name = name
-        return cls
-
-    return deco
-
-
-def get_objective(name: str) -> type[Objective]:
-    """The objective class registered as ``name``.
-
-    Objectives living in optional modules (``encoder.augment``, ``encoder.contrastive``) are imported on
-    first use, so ``OBJECTIVES`` lists them once those modules exist.
-
-    Raises:
-        KeyError: listing the known names.
-    """
-    _load_plugins()
-    try:
-        return OBJECTIVES[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown encoder objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}"
-        ) from None
-
-
-_PLUGINS = ("encoder.augment", "encoder.contrastive")
-
-
-def _load_plugins() -> None:
-    import importlib
-
-    for mod in _PLUGINS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # the plugin exists but one of ITS imports is missing: say so
-                raise
 
 
 class Objective(nn.Module):
@@ -105,9 +60,10 @@ class Objective(nn.Module):
             return self.forward(batch)
 
 
-@register_objective("autoencoder")
 class AutoencoderObjective(Objective):
     """The paper's objective: reconstruct the input from its latent vector; loss = mean squared error."""
+
+    name = "autoencoder"
 
     def __init__(self, encoder: ConvEncoder):
         super().__init__(encoder)

@@ -1,7 +1,8 @@
-"""Where bulk encoding gets its tasks: a Label Studio project, a folder of images, or a JSON export.
+"""Where bulk encoding gets its tasks besides a Label Studio project: a folder of images, or a JSON export.
 
 Every source yields Label Studio-shaped tasks (``{"id": int, "data": {"image": ref}}``) so the rest of
-the pipeline is the same for all three.
+the pipeline is the same for all of them (a project's tasks come from ``backend.labelstudio.iter_tasks``:
+the encoder package does not talk to Label Studio's API).
 
 Task ids for a folder (``tasks_from_dir``): when every image's file name without extension is a positive
 integer (``17.png``) and no two are equal, that number is the task id, so ids never change as files are
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +59,6 @@ def tasks_from_export(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             raise ValueError(f"{path}: item {i} is not a task with 'id' and 'data'")
         tasks.append({"id": int(t["id"]), "data": t["data"]})
     return tasks
-
-
-def tasks_from_label_studio(
-    ls_url: str, api_key: str, project: int, *, page_size: int = 500
-) -> Iterator[dict[str, Any]]:
-    """Every task of a Label Studio project, page by page, through label-studio-sdk (either key kind)."""
-    from label_studio_sdk import LabelStudio
-
-    client = LabelStudio(base_url=ls_url, api_key=api_key, timeout=60)
-    for task in client.tasks.list(project=project, fields="task_only", page_size=page_size):
-        yield {"id": int(task.id), "data": dict(task.data or {})}
 
 
 class DirectoryFetcher:

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from encoder.artifact import EncoderArtifact
 from encoder.model import ConvEncoder
-from encoder.objectives import get_objective
+from encoder.registry import get_objective
 
 
 def _threads() -> int:
@@ -47,7 +47,7 @@ def train_encoder(
 
     Args:
         images: preprocessed ``float32 [N, C, S, S]`` in [0, 1] (see :func:`encoder.decode.decode_image`).
-        objective: a name registered in :data:`encoder.objectives.OBJECTIVES`.
+        objective: a name in :data:`encoder.registry.OBJECTIVES`.
         latent_dim: length of the vectors.
         epochs: most passes over the training split.
         patience: stop after this many epochs without a better validation loss.

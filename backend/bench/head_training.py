@@ -20,7 +20,7 @@ TEST = 1_000
 
 
 def _fit_head(X: np.ndarray, y: np.ndarray) -> tuple[object, float]:
-    from backend.head import fit_head
+    from backend.heads import fit_head
 
     classes = [str(c) for c in range(10)]
     labels = [str(v) for v in y]

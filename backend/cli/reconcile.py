@@ -35,7 +35,8 @@ def reconcile_projects(store: Any, config: Any, pids: list[int], *, enqueue: boo
     from rq import Queue
     from tqdm import tqdm
 
-    from backend.reconcile import enqueue_reconcile, reconcile_project
+    from backend.queueing import enqueue_reconcile
+    from backend.reconcile import reconcile_project
 
     totals = {"added": 0, "updated": 0, "removed": 0}
     failed = 0

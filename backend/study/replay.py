@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from backend import spreading  # noqa: F401  (registers the "spreading" head)
 from backend.config import Config
 from backend.evaluation import evaluation_summary, record_outcome
 from backend.predict import HeadCache, predict_tasks

@@ -213,3 +213,15 @@ def test_summary_lists_failures_and_picks_the_exit_status() -> None:
     assert s.exit_code() == 1  # nothing encoded
     assert dataclasses.replace(s, encoded=3).exit_code() == 0
     assert dataclasses.replace(s, encoded=3, interrupted=True).exit_code() == 130
+
+
+def test_fetcher_gets_the_configured_limits_and_the_run_s_workers(config: Config, store: Store,
+                                                                  tmp_path: Path) -> None:
+    cfg = dataclasses.replace(config, label_studio_url="http://ls.invalid:8080", fetch_timeout=3.0,
+                              max_image_bytes=1234)
+    fetcher = bulk.make_fetcher(opts(workers=3, local_files_root=str(tmp_path)), cfg, store)
+    try:
+        assert (fetcher.workers, fetcher.timeout, fetcher.max_bytes) == (3, 3.0, 1234)
+        assert fetcher.ls_url == "http://ls.invalid:8080" and fetcher.local_root == str(tmp_path.resolve())
+    finally:
+        fetcher.close()

@@ -8,6 +8,7 @@ import torch
 
 from backend import encoding
 from backend.config import Config
+from backend.labelstudio import label_studio_access
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import decode_image
@@ -60,9 +61,33 @@ def test_configured_key_wins_over_setup(config: Config) -> None:
     import dataclasses
 
     cfg = dataclasses.replace(config, label_studio_url="http://ls:8080", label_studio_api_key="cfg-key")
-    assert encoding.label_studio_access(cfg, {"hostname": "http://x", "access_token": "t"}) == (
+    assert label_studio_access(cfg, {"hostname": "http://x", "access_token": "t"}) == (
         "http://ls:8080",
         "cfg-key",
     )
-    assert encoding.label_studio_access(config, {"hostname": "http://x", "access_token": "t"}) == ("http://x", "t")
-    assert encoding.label_studio_access(config, {}) == (None, None)
+    assert label_studio_access(config, {"hostname": "http://x", "access_token": "t"}) == ("http://x", "t")
+    assert label_studio_access(config, {}) == (None, None)
+
+
+def test_fetch_settings_come_from_the_config_and_setup_can_override_the_label_studio_access() -> None:
+    import dataclasses
+
+    cfg = dataclasses.replace(Config(), label_studio_url="http://ls:8080", label_studio_api_key="cfg-key",
+                              fetch_timeout=4.0, max_image_bytes=123, max_image_pixels=456,
+                              allowed_hosts=("a.example",), allow_private_networks=True, local_files_root="/data")
+    s = cfg.fetch_settings()
+    assert (s.ls_url, s.api_key, s.timeout, s.max_bytes, s.max_pixels, s.allowed_hosts) == (
+        "http://ls:8080", "cfg-key", 4.0, 123, 456, ("a.example",))
+    assert s.allow_private_networks and s.local_files_root == "/data"
+    explicit = cfg.fetch_settings("http://other", "k2")  # e.g. what /setup saved for the project
+    assert (explicit.ls_url, explicit.api_key) == ("http://other", "k2")
+    assert Config().fetch_settings().ls_url is None and Config().fetch_settings().local_files_root is None
+
+
+def test_the_reconcile_path_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import backend.reconcile, backend.jobs, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backend.head import fit_head, load_head
+from backend.heads import fit_head, load_head
 from tests.conftest import CLASSES, clustered_embeddings
 
 

@@ -7,10 +7,10 @@ import pytest
 from sklearn.datasets import make_moons
 
 from backend.config import Config
-from backend.head import HEADS, fit_head, load_head
+from backend.heads import HEADS, fit_head, load_head
+from backend.heads.spreading import SpreadingHead
 from backend.predict import HeadCache, predict_tasks
 from backend.projects import Projects
-from backend.spreading import SpreadingHead
 from backend.training import train_project
 
 
@@ -60,7 +60,7 @@ def test_round_trip_without_pickle_and_unseen_tasks_get_logistic_regression(moon
 def test_single_class_and_no_unlabeled_degrade_gracefully(moons) -> None:
     X, labels, ids, few = moons
     assert fit_head("spreading", X[:2], ["a", "a"], ["a", "b"], unlabeled=X, unlabeled_ids=ids).kind == "constant"
-    assert fit_head("spreading", X[few], labels[few].tolist(), ["a", "b"]).kind == "linear"
+    assert fit_head("spreading", X[few], labels[few].tolist(), ["a", "b"]).kind == "logreg"
 
 
 def test_training_and_predict_paths_serve_a_spreading_head(seeded_project, store) -> None:

@@ -7,6 +7,7 @@ from rq import Queue
 from rq.job import Job
 
 from backend.app import create_app
+from backend.store import keys
 from tests.conftest import FIXTURES, wait_for
 
 
@@ -65,7 +66,7 @@ def test_a_failing_job_never_replaces_the_working_model(config, annotation_event
              and store.versions(1)[0]["generation"] == store.generation(1), timeout=60)
     good = store.current_version(1)
     # Break the project: its encoder metadata is no longer JSON, so the training job raises.
-    store.r.hset("dalt:{p1}:enc:meta", "enc-test", "{broken")
+    store.r.hset(keys.encoder_meta(1), "enc-test", "{broken")
     client.post("/webhook", json=annotation_event(99, seeded["ids"][30], seeded["y"][30]))
     queue = Queue("dalt", connection=store.r)
     wait_for(lambda: queue.failed_job_registry.count >= 1, timeout=90)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from encoder.augment import POLICIES, AugmentPolicy, augment, policy_for
-from encoder.objectives import get_objective
+from encoder.registry import get_objective
 from encoder.train import train_encoder
 
 

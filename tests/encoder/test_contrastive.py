@@ -9,7 +9,7 @@ import torch
 from encoder.artifact import EncoderArtifact
 from encoder.contrastive import ContrastiveObjective, nt_xent
 from encoder.model import ConvEncoder
-from encoder.objectives import get_objective
+from encoder.registry import get_objective
 from encoder.train import train_encoder
 
 

@@ -71,7 +71,7 @@ def test_missing_or_wrong_key_is_an_auth_error(fake_ls: FakeLabelStudio, key: st
     with fetcher(fake_ls, key) as f, pytest.raises(FetchError) as err:
         f.fetch(UPLOAD)
     assert err.value.reason == "auth" and err.value.status == 401
-    assert "LABEL_STUDIO_API_KEY" in str(err.value)
+    assert "Label Studio API key" in str(err.value)
     if key:
         assert key not in str(err.value)
 
@@ -101,7 +101,7 @@ def test_foreign_host_refused_unless_allowed(fake_ls: FakeLabelStudio, foreign_h
     url = foreign_host.url + "/plain/http_one.png"
     with fetcher(fake_ls, fake_ls.legacy_key) as f, pytest.raises(FetchError) as err:
         f.fetch(url)
-    assert err.value.reason == "refused_host" and "DALT_ALLOWED_HOSTS" in str(err.value)
+    assert err.value.reason == "refused_host" and "allowed_hosts" in str(err.value)
     assert foreign_host.requests == []
     # Listed, but on loopback: still refused without allow_private_networks.
     port = url.split(":")[2].split("/")[0]
@@ -149,7 +149,7 @@ def test_bad_urls(fake_ls: FakeLabelStudio, ref: str) -> None:
 def test_relative_url_without_label_studio_url() -> None:
     with ImageFetcher(None, None) as f, pytest.raises(FetchError) as err:
         f.fetch(UPLOAD)
-    assert err.value.reason == "bad_url" and "LABEL_STUDIO_URL" in str(err.value)
+    assert err.value.reason == "bad_url" and "Label Studio URL" in str(err.value)
 
 
 def test_local_root_reads_from_disk_and_blocks_traversal(tmp_path, fake_ls: FakeLabelStudio) -> None:

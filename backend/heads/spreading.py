@@ -24,22 +24,22 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from backend.head import Head, LinearHead, fit_logreg, head_kind, register_head
+from backend.heads.base import Head
+from backend.heads.logreg import LogRegHead, fit_logreg
 
 N_NEIGHBORS = 10
 ALPHA = 0.9
 SPREAD_WEIGHT = 0.5
 
 
-@head_kind
 class SpreadingHead(Head):
     """Logistic regression plus per-task label-spreading distributions (see the module docstring)."""
 
     kind = "spreading"
 
-    def _linear(self) -> LinearHead:
+    def _linear(self) -> LogRegHead:
         a = self.arrays
-        return LinearHead(self.classes, {k: a[k] for k in ("mean", "scale", "coef", "intercept")})
+        return LogRegHead(self.classes, {k: a[k] for k in ("mean", "scale", "coef", "intercept")})
 
     def predict_proba(self, X: np.ndarray, task_ids: np.ndarray | None = None) -> np.ndarray:
         proba = self._linear().predict_proba(X)
@@ -70,7 +70,6 @@ def _match_rows(X: np.ndarray, U: np.ndarray) -> np.ndarray:
     return np.array([index.get(row.tobytes(), -1) for row in np.ascontiguousarray(X, np.float32)], np.int64)
 
 
-@register_head("spreading")
 def fit_spreading(
     X: np.ndarray,
     y: Sequence[str],
@@ -96,7 +95,7 @@ def fit_spreading(
     from sklearn.semi_supervised import LabelSpreading
 
     lr = fit_logreg(X, y, classes)
-    if not isinstance(lr, LinearHead) or unlabeled is None or unlabeled_ids is None or len(unlabeled) < 2:
+    if not isinstance(lr, LogRegHead) or unlabeled is None or unlabeled_ids is None or len(unlabeled) < 2:
         return lr
     a = lr.arrays
     X = np.asarray(X, np.float32)

@@ -1,0 +1,265 @@
+"""Label Studio webhook payloads -> one typed, validated event (one frozen dataclass per action).
+
+Why parse once, at the edge: a rejected webhook must change nothing, so everything that can be wrong
+with a payload is found here, before ``backend.ledger`` writes anything; the ledger then works on typed
+values and never looks at the payload again. What Label Studio sends (observed on 1.23.2):
+
+* ``ANNOTATION_CREATED`` / ``ANNOTATION_UPDATED``: ``{action, annotation: {...}, task: {...}, project}``;
+* ``ANNOTATIONS_CREATED`` (bulk: predictions turned into annotations, imports with annotations): the same,
+  but ``annotation`` holds a LIST of annotations (accepted under ``annotations`` too);
+* ``ANNOTATIONS_DELETED``: ``{action, annotations: [{id}], project}`` (ids only);
+* ``START_TRAINING`` (the Train button), ``TASKS_CREATED`` (``tasks: [...]``), and others we ignore.
+
+``project`` carries the label config, ``min_annotations_to_start_training``, the title and counters
+(``total_annotations_number``, ...) computed after the event was saved, which reveal lost webhooks.
+
+A chosen label is resolved with the project's label config: the payload's, else the one saved earlier
+(``parse_event``'s ``saved_config`` lookup). A choice the config does not list is refused (``BadEvent``):
+recording it as "no label" would silently drop the task's label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.labelconfig import ClassificationConfig, cached_config
+
+ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+# The project counters a webhook carries that reconciling uses.
+COUNTERS = ("total_annotations_number", "skipped_annotations_number", "num_tasks_with_annotations", "task_number")
+
+ConfigLookup = Callable[[int], ClassificationConfig | None]
+
+
+class BadEvent(ValueError):
+    """The payload lacks what its action needs, or says something invalid (answered with 400)."""
+
+
+def project_id(value: Any) -> int:
+    """Normalize the ways Label Studio names a project to its integer id.
+
+    ``/setup`` and ``/predict`` send ``"ID.CREATED_TIMESTAMP"``; webhooks send ``{"id": ID, ...}``.
+
+    Raises:
+        ValueError: when no positive integer id can be read.
+    """
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if isinstance(value, bool) or value is None:
+        raise ValueError("project id missing")
+    if isinstance(value, int):
+        pid = value
+    elif isinstance(value, str):
+        head = value.split(".", 1)[0].strip()
+        if not head.isdigit():
+            raise ValueError(f"project id {value!r} is not of the form ID or ID.TIMESTAMP")
+        pid = int(head)
+    else:
+        raise ValueError(f"project id of type {type(value).__name__} is not supported")
+    if pid <= 0 or pid > 2**53:
+        raise ValueError(f"project id {pid} out of range")
+    return pid
+
+
+def finite_lead_time(value: object) -> float | None:
+    """An annotation's ``lead_time`` (seconds) when it is a finite number >= 0, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    return None
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What a webhook's ``project`` says. ``described`` is False when it was a bare id."""
+
+    id: int
+    label_config: str | None = None
+    min_annotations: int | None = None
+    title: str | None = None
+    counters: Mapping[str, int] = field(default_factory=dict)
+    described: bool = False
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One annotation as the ledger needs it; ``label`` is None for a cancelled or empty annotation."""
+
+    id: int
+    task_id: int
+    label: str | None
+    cancelled: bool
+    lead_time: float | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Fields every event has. ``config`` is the label config labels were resolved with (None when the
+    project has none DALT can serve)."""
+
+    action: str
+    project: ProjectInfo
+    config: ClassificationConfig | None
+
+
+@dataclass(frozen=True)
+class AnnotationsSaved(Event):
+    """``ANNOTATION_CREATED``, ``ANNOTATION_UPDATED``, ``ANNOTATIONS_CREATED``."""
+
+    annotations: tuple[Annotation, ...]
+
+
+@dataclass(frozen=True)
+class AnnotationsDeleted(Event):
+    """``ANNOTATIONS_DELETED``: only ids."""
+
+    annotation_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StartTraining(Event):
+    """``START_TRAINING``: Label Studio's Train button."""
+
+
+@dataclass(frozen=True)
+class TasksCreated(Event):
+    """``TASKS_CREATED``: the new tasks (``{"id", "data"}`` each) to encode ahead of their first /predict."""
+
+    tasks: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class OtherEvent(Event):
+    """Any other action: acknowledged, nothing recorded but the project's settings and counters."""
+
+
+def parse_event(payload: object, saved_config: ConfigLookup | None = None) -> Event:
+    """Parse and validate one webhook payload.
+
+    Args:
+        saved_config: ``pid -> config or None``, asked only when the payload carries no label config that
+            DALT can serve.
+
+    Raises:
+        BadEvent: not an object, no action, no project id, malformed action fields, or a chosen label
+            that is not one of the project's classes.
+    """
+    if not isinstance(payload, dict):
+        raise BadEvent("webhook body must be a JSON object")
+    action = payload.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadEvent("webhook body needs an 'action' string")
+    project = _project(payload.get("project"))
+    if action in ANNOTATION_ACTIONS:
+        raw, single = _annotation_objects(payload, action)
+        task = payload.get("task") if single else None  # a single annotation's task may be named beside it
+        config = _config(project, saved_config)
+        return AnnotationsSaved(action, project, config, tuple(_annotation(a, action, config, task) for a in raw))
+    if action == "ANNOTATIONS_DELETED":
+        ids = _deleted_ids(payload)
+        return AnnotationsDeleted(action, project, _config(project, saved_config), ids)
+    if action == "TASKS_CREATED":
+        tasks = payload.get("tasks")
+        if not isinstance(tasks, list):
+            raise BadEvent("TASKS_CREATED needs a 'tasks' list")
+        slim = tuple(
+            {"id": t["id"], "data": t.get("data") or {}} for t in tasks if isinstance(t, dict) and _is_id(t.get("id"))
+        )
+        return TasksCreated(action, project, _config(project, saved_config), slim)
+    if action == "START_TRAINING":
+        return StartTraining(action, project, _config(project, saved_config))
+    return OtherEvent(action, project, _config(project, saved_config))
+
+
+def _project(value: object) -> ProjectInfo:
+    try:
+        pid = project_id(value)
+    except ValueError as exc:
+        raise BadEvent(f"webhook body needs 'project' with an id: {exc}") from None
+    if not isinstance(value, dict):
+        return ProjectInfo(pid)
+    label_config, title = value.get("label_config"), value.get("title")
+    min_ann = value.get("min_annotations_to_start_training")
+    return ProjectInfo(
+        pid,
+        label_config=label_config if isinstance(label_config, str) and label_config else None,
+        min_annotations=min_ann if isinstance(min_ann, int) and not isinstance(min_ann, bool) else None,
+        title=title if isinstance(title, str) else None,
+        counters={k: v for k in COUNTERS if _is_id(v := value.get(k))},
+        described=True,
+    )
+
+
+def _config(project: ProjectInfo, saved_config: ConfigLookup | None) -> ClassificationConfig | None:
+    """The payload's label config when DALT can serve it, else the saved one (or None)."""
+    if project.label_config:
+        try:
+            return cached_config(project.label_config)
+        except ValueError:
+            pass
+    return saved_config(project.id) if saved_config is not None else None
+
+
+def _annotation_objects(payload: dict, action: str) -> tuple[list, bool]:
+    """The raw annotations of an annotation event, and whether it was the single-object form."""
+    ann = payload.get("annotation")
+    if isinstance(ann, dict):
+        return [ann], True
+    if action == "ANNOTATIONS_CREATED":  # the bulk form: a list under 'annotation' (as sent) or 'annotations'
+        many = ann if isinstance(ann, list) else payload.get("annotations")
+        if isinstance(many, list):
+            return many, False
+        raise BadEvent(f"{action} needs an 'annotation' object or a list of them")
+    raise BadEvent(f"{action} needs an 'annotation' object")
+
+
+def _annotation(ann: object, action: str, config: ClassificationConfig | None, task: object) -> Annotation:
+    if not isinstance(ann, dict):
+        raise BadEvent(f"{action} needs annotation objects, got {type(ann).__name__}")
+    ann_id, task_id = ann.get("id"), ann.get("task")
+    if isinstance(task_id, dict):
+        task_id = task_id.get("id")
+    if task_id is None and isinstance(task, dict):
+        task_id = task.get("id")
+    if not _is_id(ann_id) or not _is_id(task_id):
+        raise BadEvent(f"{action} needs integer 'annotation.id' and 'annotation.task'")
+    result = ann.get("result")
+    if result is not None and not isinstance(result, list):
+        raise BadEvent("'annotation.result' must be a list")
+    cancelled = bool(ann.get("was_cancelled"))
+    label = None
+    if config is not None and not cancelled:
+        unknown = _unknown_choice(config, result)
+        if unknown is not None:
+            raise BadEvent(f"label {unknown!r} is not one of the project's classes: {', '.join(config.classes)}")
+        label = config.label_of(result)
+    return Annotation(ann_id, task_id, label, cancelled, finite_lead_time(ann.get("lead_time")))
+
+
+def _deleted_ids(payload: dict) -> tuple[int, ...]:
+    anns = payload.get("annotations")
+    if not isinstance(anns, list):
+        raise BadEvent("ANNOTATIONS_DELETED needs an 'annotations' list")
+    ids = [a.get("id") for a in anns if isinstance(a, dict)]
+    if not ids or not all(_is_id(i) for i in ids):
+        raise BadEvent("ANNOTATIONS_DELETED needs annotations with integer ids")
+    return tuple(ids)
+
+
+def _unknown_choice(cfg: ClassificationConfig, items: list | None) -> str | None:
+    """The first choice of this project's control that its label config does not list (None if none)."""
+    for item in items or []:
+        if isinstance(item, dict) and item.get("from_name") == cfg.from_name:
+            value = item.get("value")
+            choices = value.get("choices") if isinstance(value, dict) else None
+            for c in choices if isinstance(choices, list) else []:
+                if not isinstance(c, str) or c not in cfg.classes:
+                    return str(c)
+    return None
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,0 +1,125 @@
+"""Task embeddings, tagged by the encoder version that made them, packed in 256-task buckets (``codec``).
+
+Writes are ``SETRANGE`` of one slot per task, so encoding can add tasks to a bucket in any order and
+from several processes without reading it first. Reads come in one round trip for any number of tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from backend.store import codec, keys
+from backend.store.base import StoreBase
+from backend.store.scripts import Batch, Reply, gather
+
+
+class EmbeddingParts(StoreBase):
+    """Embeddings by task id and encoder version."""
+
+    def put_embeddings(self, pid: int, version: str, vectors: Mapping[int, np.ndarray]) -> int:
+        """Write task embeddings made by encoder ``version`` in one pipeline; returns how many.
+
+        Raises:
+            KeyError: the encoder version is unknown (``put_encoder`` first).
+            ValueError: a vector of the wrong length, or not finite / not fitting float16.
+        """
+        if not vectors:
+            return 0
+        info = self.encoder_info(pid, version)  # type: ignore[attr-defined]
+        if info is None:
+            raise KeyError(f"encoder {version!r} of project {pid} is unknown; put_encoder first")
+        pipe = self.r.pipeline(transaction=False)
+        buckets: set[int] = set()
+        for task_id, vec in vectors.items():
+            bucket, offset, data = codec.encode_slot(task_id, vec, info.dim)
+            buckets.add(bucket)
+            pipe.setrange(keys.embedding_bucket(pid, version, bucket), offset, data)
+        pipe.sadd(keys.embedding_buckets(pid, version), *buckets)
+        pipe.execute()
+        return len(vectors)
+
+    def embeddings_in(
+        self, batch: Batch, pid: int, version: str, task_ids: Iterable[int], dim: int
+    ) -> Reply[tuple[np.ndarray, np.ndarray]]:
+        """Queue the reads of ``task_ids``' embeddings; the reply is ``(vectors, found)``, see
+        :meth:`get_embeddings`."""
+        ids = [int(t) for t in task_ids]
+        reads = codec.plan_reads(ids)
+        parts = []
+        for read in reads:
+            key = keys.embedding_bucket(pid, version, read.bucket)
+            if read.slot is None:
+                parts.append(batch.command("get", key))
+            else:
+                parts.append(batch.command("getrange", key, *codec.slot_range(read.slot, dim)))
+        return gather(parts, lambda replies: codec.assemble(reads, replies, ids, dim))
+
+    def get_embeddings(
+        self, pid: int, version: str, task_ids: Iterable[int], dim: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fetch embeddings in one round trip.
+
+        Returns:
+            ``(vectors, found)``: a ``float32`` array ``[n, dim]`` in the order of ``task_ids`` (zeros where
+            missing) and a boolean mask of which tasks had an embedding.
+        """
+        ids = [int(t) for t in task_ids]
+        if dim is None:
+            info = self.encoder_info(pid, version)  # type: ignore[attr-defined]
+            if info is None:
+                return np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool)
+            dim = info.dim
+        return self._alone(self.embeddings_in, pid, version, ids, dim)
+
+    def current_version_and_embeddings(
+        self, pid: int, encoder_version: str, task_ids: Iterable[int], dim: int
+    ) -> tuple[str | None, np.ndarray, np.ndarray]:
+        """The served head version and embeddings in ONE round trip (the /predict hot path).
+
+        The caller guesses the encoder version from the head it served last; when the current head turns
+        out to use another encoder, it reads again with :meth:`get_embeddings`.
+        """
+        batch = self.batch()
+        version = batch.command("get", keys.current(pid), decode=lambda v: v.decode() if v else None)
+        vectors = self.embeddings_in(batch, pid, encoder_version, task_ids, dim)
+        batch.execute()
+        X, found = vectors.value
+        return version.value, X, found
+
+    def all_embeddings(self, pid: int, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every cached embedding of an encoder version: ``(task_ids int64 [n], vectors float32 [n, dim])``.
+
+        Used by training heads that learn from unlabeled tasks too, and by incremental bulk encoding.
+        """
+        info = self.encoder_info(pid, version)  # type: ignore[attr-defined]
+        if info is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        buckets = sorted(int(b) for b in self.r.smembers(keys.embedding_buckets(pid, version)))
+        ids: list[np.ndarray] = []
+        vecs: list[np.ndarray] = []
+        for start in range(0, len(buckets), 512):
+            chunk = buckets[start : start + 512]
+            datas = self.r.mget([keys.embedding_bucket(pid, version, b) for b in chunk])
+            for b, data in zip(chunk, datas, strict=True):
+                got_ids, got = codec.decode_bucket(data, b, info.dim)
+                if len(got_ids):
+                    ids.append(got_ids)
+                    vecs.append(got)
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, info.dim), np.float32)
+        return np.concatenate(ids), np.concatenate(vecs)
+
+    def encoded_task_ids(self, pid: int, version: str) -> set[int]:
+        """Task ids that already have an embedding from ``version`` (for incremental encoding)."""
+        ids, _ = self.all_embeddings(pid, version)
+        return set(ids.tolist())
+
+    def drop_embeddings(self, pid: int, version: str) -> None:
+        """Delete every embedding of one encoder version (after a new encoder replaced it)."""
+        set_key = keys.embedding_buckets(pid, version)
+        buckets = list(self.r.smembers(set_key))
+        for start in range(0, len(buckets), 1000):
+            self.r.delete(*[keys.embedding_bucket(pid, version, int(b)) for b in buckets[start : start + 1000]])
+        self.r.delete(set_key)

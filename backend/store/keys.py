@@ -1,0 +1,188 @@
+"""Redis key names: the ONE place that spells them, and the Redis layout of DALT.
+
+Every key of a project starts with ``dalt:{p<ID>}``; the braces are a Redis Cluster *hash tag*, so all of
+a project's keys live on one cluster slot (the Lua scripts in ``lua/`` touch several of them at once,
+which a cluster only allows within one slot) while different projects spread over shards. Nothing is
+found by scanning (no ``KEYS``): ``dalt:projects`` lists the projects.
+
+Layout (``P`` = ``dalt:{p<ID>}``; values JSON-encoded unless said otherwise):
+
+=============================  ======  ==============================================================
+key                            type    what it holds (who writes it)
+=============================  ======  ==============================================================
+``dalt:projects``              set     project ids seen (reports, metrics and reconcile iterate it)
+``P:meta``                     hash    project settings, each value JSON: ``label_config``, ``classes``,
+                                       ``from_name``, ``to_name``, ``image_key`` (parsed label config),
+                                       ``min_annotations``, ``title`` (webhooks), ``hostname``,
+                                       ``access_token`` (``/setup``)
+``P:enc:current``              string  the encoder version new embeddings must be made with
+``P:enc:meta``                 hash    encoder version -> JSON meta (``dim``, objective, image size, ...)
+``P:enc:blob:<ver>``           string  serialized encoder weights (``encoder.artifact``)
+``P:emb:<ver>:<bucket>``       string  embeddings of task ids ``bucket*256 .. bucket*256+255`` made by
+                                       encoder ``<ver>``: 256 slots of ``1 + 2*dim`` bytes, a flag byte
+                                       (1 = present) then float16 little-endian values (``codec``)
+``P:emb:<ver>:buckets``        set     bucket numbers that exist for encoder ``<ver>``
+``P:labels``                   hash    task id -> the label the head trains on (latest annotation wins)
+``P:ann``                      hash    annotation id -> task id (deletes arrive with annotation ids only)
+``P:task_anns``                hash    task id -> JSON ``[[annotation id, label], ...]``, oldest first
+                                       (several annotators, updates, fallback after a delete)
+``P:gen``                      string  label generation, bumped on every change of ``P:labels``
+``P:train_pending``            string  set while a training job is queued (coalescing flag, TTL)
+``P:train_lock``               string  held by the running training job (redis-py lock, short TTL)
+``P:vseq``                     string  the last head version number handed out
+``P:current``                  string  the head version ``/setup`` and ``/predict`` serve (``"v7"``)
+``P:head:<ver>``               string  serialized head (``.npz``, ``backend.heads``)
+``P:heads``                    hash    head version -> JSON meta (generation, labels, classes, head
+                                       kind, encoder version, times)
+``P:history``                  list    kept head versions, newest first, capped (older heads deleted)
+``P:stats``                    hash    counters: ``train_runs``, ``train_seconds``, ``train_failures``,
+                                       ``train_published``, ``train_stale``, ``train_skipped``
+``P:served``                   hash    task id -> JSON ``{version, label, score}`` last suggested by
+                                       ``/predict`` (+ ``outcome`` once an annotation was compared)
+``P:eval``                     hash    ``<ver>:<accepted|corrected>`` -> count, and
+                                       ``<ver>:<outcome>:lead_sum`` / ``:lead_n`` (annotation lead times)
+``P:ann_live``                 set     annotation ids that exist in Label Studio, not cancelled
+``P:ann_skipped``              set     annotation ids that exist in Label Studio, cancelled
+``P:ann_gone``                 set     annotation ids whose deletion a webhook reported
+``P:ls_counters``              hash    Label Studio's project counters from the latest webhook (ints)
+``P:reconcile``                string  set while a reconcile job is queued (coalescing flag, TTL)
+``P:reconcile_at``             string  when the last reconcile job started (epoch seconds)
+=============================  ======  ==============================================================
+
+Embeddings are packed into fixed slots of 256-task buckets instead of one key or hash field per task:
+Redis spends 50-90 bytes per key or field, more than a 32-dim float16 vector itself.
+"""
+
+from __future__ import annotations
+
+PROJECTS = "dalt:projects"
+
+
+def project_prefix(pid: int) -> str:
+    """``dalt:{p<ID>}``: the prefix (and cluster hash tag) of every key of project ``pid``."""
+    return f"dalt:{{p{int(pid)}}}"
+
+
+def _k(pid: int, *parts: object) -> str:
+    return ":".join([project_prefix(pid), *map(str, parts)])
+
+
+# ---- projects and encoders ----------------------------------------------------------------------
+def meta(pid: int) -> str:
+    return _k(pid, "meta")
+
+
+def encoder_current(pid: int) -> str:
+    return _k(pid, "enc", "current")
+
+
+def encoder_meta(pid: int) -> str:
+    return _k(pid, "enc", "meta")
+
+
+def encoder_blob(pid: int, version: str) -> str:
+    return _k(pid, "enc", "blob", version)
+
+
+# ---- embeddings ----------------------------------------------------------------------------------
+def embedding_bucket(pid: int, version: str, bucket: int) -> str:
+    return _k(pid, "emb", version, int(bucket))
+
+
+def embedding_buckets(pid: int, version: str) -> str:
+    return _k(pid, "emb", version, "buckets")
+
+
+# ---- labels (the annotation ledger) --------------------------------------------------------------
+def labels(pid: int) -> str:
+    return _k(pid, "labels")
+
+
+def annotations(pid: int) -> str:
+    return _k(pid, "ann")
+
+
+def task_annotations(pid: int) -> str:
+    return _k(pid, "task_anns")
+
+
+def generation(pid: int) -> str:
+    return _k(pid, "gen")
+
+
+# ---- training coordination -----------------------------------------------------------------------
+def train_pending(pid: int) -> str:
+    return _k(pid, "train_pending")
+
+
+def train_lock(pid: int) -> str:
+    return _k(pid, "train_lock")
+
+
+def stats(pid: int) -> str:
+    return _k(pid, "stats")
+
+
+# ---- heads and versions --------------------------------------------------------------------------
+def version_seq(pid: int) -> str:
+    return _k(pid, "vseq")
+
+
+def current(pid: int) -> str:
+    return _k(pid, "current")
+
+
+def head_prefix(pid: int) -> str:
+    """``P:head:``; the publish script appends the version it hands out."""
+    return _k(pid, "head") + ":"
+
+
+def head(pid: int, version: str) -> str:
+    return head_prefix(pid) + version
+
+
+def heads(pid: int) -> str:
+    return _k(pid, "heads")
+
+
+def history(pid: int) -> str:
+    return _k(pid, "history")
+
+
+# ---- live evaluation -----------------------------------------------------------------------------
+def served(pid: int) -> str:
+    return _k(pid, "served")
+
+
+def evaluation(pid: int) -> str:
+    return _k(pid, "eval")
+
+
+# ---- reconcile (lost webhooks) -------------------------------------------------------------------
+def annotations_live(pid: int) -> str:
+    return _k(pid, "ann_live")
+
+
+def annotations_skipped(pid: int) -> str:
+    return _k(pid, "ann_skipped")
+
+
+def annotations_gone(pid: int) -> str:
+    return _k(pid, "ann_gone")
+
+
+def ls_counters(pid: int) -> str:
+    return _k(pid, "ls_counters")
+
+
+def reconcile_pending(pid: int) -> str:
+    return _k(pid, "reconcile")
+
+
+def reconcile_at(pid: int) -> str:
+    return _k(pid, "reconcile_at")
+
+
+def label_keys(pid: int) -> list[str]:
+    """The four keys the label scripts (record / delete annotations) take, in their ``KEYS`` order."""
+    return [labels(pid), annotations(pid), task_annotations(pid), generation(pid)]

@@ -1,0 +1,110 @@
+"""Projects and their encoders: which projects exist, their settings, and the encoder versions.
+
+A project's settings are written by ``backend.projects`` from what Label Studio sends (``/setup``,
+webhooks); every value is stored JSON-encoded so that a token like ``"1e5"`` reads back as the string it
+was. An encoder version is what bulk encoding trained; making one current tells ``/predict`` and the
+training job which embeddings to use (older ones are never mixed in).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backend.store import keys
+from backend.store.base import StoreBase
+from backend.store.scripts import Batch, Reply
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What the store knows about one encoder version of a project."""
+
+    version: str
+    dim: int
+    meta: dict
+
+
+def _settings(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        key, val = k.decode(), v.decode()
+        try:  # every value is stored JSON-encoded, so a token like "1e5" stays a string
+            out[key] = json.loads(val)
+        except ValueError:
+            out[key] = val
+    return out
+
+
+class ProjectParts(StoreBase):
+    """Projects, their settings and their encoders."""
+
+    def projects(self) -> list[int]:
+        """Every project id the backend has seen."""
+        return sorted(int(p) for p in self.r.smembers(keys.PROJECTS))
+
+    def save_project(self, pid: int, **fields: Any) -> None:
+        """Create the project on first use and update its settings (values JSON-encoded)."""
+        enc = {k: json.dumps(v) for k, v in fields.items() if v is not None}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(keys.PROJECTS, pid)
+        if enc:
+            pipe.hset(keys.meta(pid), mapping=enc)
+        pipe.execute()
+
+    def project_in(self, batch: Batch, pid: int) -> Reply[dict[str, Any]]:
+        """Queue :meth:`project` on ``batch``."""
+        return batch.command("hgetall", keys.meta(pid), decode=_settings)
+
+    def project(self, pid: int) -> dict[str, Any]:
+        """The project's settings as saved (JSON fields decoded); empty for an unknown project."""
+        return self._alone(self.project_in, pid)
+
+    # ---- encoders --------------------------------------------------------------------------------
+    def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any]) -> None:
+        """Store an encoder version and make it current. ``meta`` must hold ``dim``."""
+        if int(meta.get("dim", 0)) <= 0:
+            raise ValueError("encoder meta needs a positive 'dim'")
+        pipe = self.r.pipeline(transaction=True)
+        pipe.sadd(keys.PROJECTS, pid)
+        pipe.set(keys.encoder_blob(pid, version), blob)
+        pipe.hset(keys.encoder_meta(pid), version, json.dumps(dict(meta)))
+        pipe.set(keys.encoder_current(pid), version)
+        pipe.execute()
+
+    def current_encoder(self, pid: int) -> EncoderInfo | None:
+        """The encoder version that new embeddings must be made with, or None before bulk encoding."""
+        ver = self.r.get(keys.encoder_current(pid))
+        if ver is None:
+            return None
+        return self.encoder_info(pid, ver.decode())
+
+    def encoder_info(self, pid: int, version: str) -> EncoderInfo | None:
+        """Metadata of one encoder version (None if unknown)."""
+        raw = self.r.hget(keys.encoder_meta(pid), version)
+        if raw is None:
+            return None
+        meta = json.loads(raw)
+        return EncoderInfo(version=version, dim=int(meta["dim"]), meta=meta)
+
+    def encoder_blob(self, pid: int, version: str) -> bytes | None:
+        """Serialized weights of an encoder version (None if unknown)."""
+        return self.r.get(keys.encoder_blob(pid, version))
+
+    def encoder_versions(self, pid: int) -> list[str]:
+        """All encoder versions whose metadata is stored."""
+        return sorted(v.decode() for v in self.r.hkeys(keys.encoder_meta(pid)))
+
+    def drop_encoder(self, pid: int, version: str) -> None:
+        """Delete an encoder version and all embeddings made with it (``EmbeddingParts.drop_embeddings``)."""
+        self.drop_embeddings(pid, version)  # type: ignore[attr-defined]
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(keys.encoder_blob(pid, version))
+        pipe.hdel(keys.encoder_meta(pid), version)
+        pipe.execute()
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(self.r.ping())
