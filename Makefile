@@ -21,7 +21,7 @@ $(BIN)/dalt-installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/dalt-installed  ## backend + RQ worker (+ its own redis-server unless REDIS_URL is set)
-	$(BIN)/python scripts/run_backend.py
+	$(BIN)/dalt run
 
 test: $(BIN)/dalt-installed  ## the whole suite: lint, unit, integration, reliability, end-to-end
 	$(BIN)/python scripts/ls_venv.py --quiet
@@ -37,14 +37,14 @@ e2e: $(BIN)/dalt-installed  ## end-to-end: real Label Studio 1.23.2 + headless C
 
 demo: $(BIN)/dalt-installed  ## Label Studio + Redis + backend + worker with a sample MNIST project
 	$(BIN)/python scripts/ls_venv.py --quiet
-	$(BIN)/python scripts/demo.py
+	$(BIN)/dalt demo
 
 bench: $(BIN)/dalt-installed  ## speed and scale benchmarks (writes docs/bench/results.json)
-	$(BIN)/python scripts/bench.py --json docs/bench/results.json
+	$(BIN)/dalt bench --json docs/bench/results.json
 
 study: $(BIN)/dalt-installed  ## the labeling-efficiency study on MNIST and sklearn digits
-	$(BIN)/python scripts/simulate.py --dataset mnist --json docs/study/mnist.json --plot docs/study
-	$(BIN)/python scripts/simulate.py --dataset digits --json docs/study/digits.json --plot docs/study
+	$(BIN)/dalt study --dataset mnist --json docs/study/mnist.json --plot docs/study
+	$(BIN)/dalt study --dataset digits --json docs/study/digits.json --plot docs/study
 
 lint: $(BIN)/dalt-installed
 	$(BIN)/ruff check .

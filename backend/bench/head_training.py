@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from bench_common import Section, ratio
-from bench_data import as_input, mnist, mnist_encoder
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
+
+from backend.bench.common import Section, ratio
+from backend.bench.data import as_input, mnist, mnist_encoder
 
 TEST = 1_000
 

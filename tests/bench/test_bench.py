@@ -1,4 +1,4 @@
-"""scripts/bench.py --quick: the whole benchmark runs end to end and writes its JSON (no timing asserts)."""
+"""``dalt bench --quick``: the whole benchmark runs end to end and writes its JSON (no timing asserts)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-SCRIPT = ROOT / "scripts" / "bench.py"
+DALT = Path(sys.executable).parent / "dalt"  # the console script of the environment running the tests
 SECTIONS = {"predict", "webhook", "freshness", "training", "encoding", "memory", "scaleout"}
 
 
@@ -20,7 +20,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     """One ``--quick`` run of every benchmark (a few minutes on two shared cores)."""
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--no-progress", "--json", str(out)],
+        [str(DALT), "bench", "--quick", "--no-progress", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -58,3 +58,15 @@ def test_quick_run_prints_the_table(quick_run: tuple[subprocess.CompletedProcess
     assert "| benchmark | measure | DALT | baseline / ratio |" in proc.stdout
     assert data["table_markdown"] in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("bench: 7/7 benchmarks ran")
+
+
+def test_every_benchmark_is_listed_once_and_importable() -> None:
+    import importlib
+
+    from backend.bench.runner import BENCHES, check_names
+
+    assert set(BENCHES) == SECTIONS
+    for module, func in BENCHES.values():
+        assert callable(getattr(importlib.import_module(module), func))
+    with pytest.raises(ValueError, match="nope"):
+        check_names(["predict", "nope"])

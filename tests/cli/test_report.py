@@ -1,17 +1,10 @@
-"""scripts/report.py prints the live evaluation recorded in Redis."""
+"""``dalt report`` prints the live evaluation recorded in Redis (backend.report)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
-from tests.conftest import ROOT
-
-_spec = importlib.util.spec_from_file_location("report", ROOT / "scripts" / "report.py")
-report = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("report", report)
-_spec.loader.exec_module(report)
+from backend.cli import main as dalt
 
 
 def _seed(store) -> None:
@@ -27,7 +20,7 @@ def _seed(store) -> None:
 def test_report_prints_versions_rates_and_lead_times(store, redis_server, capsys) -> None:
     _seed(store)
     store.save_project(8)
-    assert report.main(["--redis-url", redis_server]) == 0
+    assert dalt(["report", "--redis-url", redis_server]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  v") or "  all" in line}
     assert lines["v1"][1:5] == ["2", "1", "1", "50.0%"] and lines["v1"][5:] == ["2.0", "8.0"]
@@ -38,6 +31,6 @@ def test_report_prints_versions_rates_and_lead_times(store, redis_server, capsys
 
 def test_report_json_for_one_project(store, redis_server, capsys) -> None:
     _seed(store)
-    assert report.main(["--redis-url", redis_server, "--project", "7", "--json"]) == 0
+    assert dalt(["report", "--redis-url", redis_server, "--project", "7", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["7"]["total"]["accepted"] == 2 and data["7"]["versions"]["v1"]["lead_time_corrected_mean"] == 8.0

@@ -1,4 +1,4 @@
-"""Baseline servers for ``scripts/bench.py``, served by gunicorn exactly like DALT.
+"""Baseline servers for ``dalt bench``, served by gunicorn exactly like DALT.
 
 * ``floor_app()``: the same server shape answering a constant prediction per task: the cost of HTTP,
   Flask and JSON alone, the floor no ML backend can beat.

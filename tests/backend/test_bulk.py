@@ -1,9 +1,8 @@
-"""scripts/encode_tasks.py end to end: a fake Label Studio over HTTP, a folder, an export; Redis real."""
+"""Bulk encoding (backend.bulk) end to end: a fake Label Studio over HTTP, a folder, an export; Redis real."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend import bulk
 from backend.config import Config
 from backend.store import Store
 from tests.conftest import ROOT, worker_env
@@ -24,15 +24,12 @@ digit_pngs = encoder_fixtures.digit_pngs
 fake_ls = encoder_fixtures.fake_ls
 mnist_small = encoder_fixtures.mnist_small
 
-SCRIPT = ROOT / "scripts" / "encode_tasks.py"
-_spec = importlib.util.spec_from_file_location("encode_tasks", SCRIPT)
-encode_tasks = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("encode_tasks", encode_tasks)
-_spec.loader.exec_module(encode_tasks)
+DALT = Path(sys.executable).parent / "dalt"  # the console script of the environment running the tests
 
 
-def opts(*args: str):
-    return encode_tasks.build_parser().parse_args(["--no-progress", "--epochs", "2", *args])
+def opts(**kwargs) -> bulk.EncodeOptions:
+    """A run's options as the tests use them: no progress bars, 2 epochs, project 1 unless said."""
+    return bulk.EncodeOptions(**{"project": 1, "progress": False, "epochs": 2, **kwargs})
 
 
 @pytest.fixture
@@ -63,7 +60,7 @@ def downloads(ls: FakeLabelStudio) -> list[str]:
 def test_encodes_a_label_studio_project_then_skips_it(
     ls_project: FakeLabelStudio, ls_config: Config, store: Store
 ) -> None:
-    summary = encode_tasks.run(opts("--project", "1", "--page-size", "25"), config=ls_config, store=store)
+    summary = bulk.encode_project(opts(page_size=25), config=ls_config, store=store)
     assert len(ls_project.hits("/api/tasks/")) == 4  # 3 pages of 25 and Label Studio's 404 past the end
     assert summary.trained and summary.total == 62 and summary.encoded == 60
     assert sorted(summary.failed) == [61, 62]
@@ -78,7 +75,7 @@ def test_encodes_a_label_studio_project_then_skips_it(
     assert "not_found: 1" in line and "decode: 1" in line
 
     before = len(downloads(ls_project))
-    again = encode_tasks.run(opts("--project", "1"), config=ls_config, store=store)
+    again = bulk.encode_project(opts(), config=ls_config, store=store)
     assert not again.trained and again.version == summary.version
     assert again.encoded == 0 and again.skipped == 60 and sorted(again.failed) == [61, 62]
     assert sorted(downloads(ls_project)[before:]) == ["/data/upload/1/corrupt.png", "/data/upload/1/missing.png"]
@@ -91,14 +88,13 @@ def test_interrupted_run_resumes_without_reencoding(
         if n == 2:
             raise KeyboardInterrupt
 
-    args = ("--project", "1", "--batch-size", "20")
-    first = encode_tasks.run(opts(*args), config=ls_config, store=store, on_batch=stop_after_two)
+    first = bulk.encode_project(opts(batch_size=20), config=ls_config, store=store, on_batch=stop_after_two)
     assert first.interrupted and first.encoded == 40 and not first.head_training_queued
     done = store.encoded_task_ids(1, first.version)
     assert len(done) == 40
 
     before = len(downloads(ls_project))
-    second = encode_tasks.run(opts(*args), config=ls_config, store=store)
+    second = bulk.encode_project(opts(batch_size=20), config=ls_config, store=store)
     assert not second.interrupted and not second.trained and second.version == first.version
     assert second.skipped == 40 and second.encoded == 20
     assert second.head_training_queued  # the interrupted run never got to queue it
@@ -111,13 +107,13 @@ def test_interrupted_run_resumes_without_reencoding(
 def test_retrain_makes_a_new_version_and_old_embeddings_go_once_the_head_uses_it(
     ls_config: Config, store: Store
 ) -> None:
-    first = encode_tasks.run(opts("--project", "1"), config=ls_config, store=store)
-    second = encode_tasks.run(opts("--project", "1", "--retrain", "--seed", "1"), config=ls_config, store=store)
+    first = bulk.encode_project(opts(), config=ls_config, store=store)
+    second = bulk.encode_project(opts(retrain=True, seed=1), config=ls_config, store=store)
     assert second.trained and second.version != first.version and second.encoded == 60
     assert store.current_encoder(1).version == second.version
     assert len(store.encoded_task_ids(1, first.version)) == 60  # the served head may still need them
     store.publish_head(1, b"head", {"encoder_version": second.version}, generation=1)
-    encode_tasks.run(opts("--project", "1"), config=ls_config, store=store)
+    bulk.encode_project(opts(), config=ls_config, store=store)
     assert store.encoder_versions(1) == [second.version]
     assert store.encoded_task_ids(1, first.version) == set()
 
@@ -143,7 +139,10 @@ def test_tasks_from_dir_id_rule(tmp_path: Path) -> None:
     ]
 
 
-def test_cli_encodes_a_folder_without_label_studio(tmp_path: Path, mnist_small, redis_server: str, store: Store):
+@pytest.mark.parametrize("command", [[str(DALT), "encode"], [sys.executable, "scripts/encode_tasks.py"]],
+                         ids=["dalt", "older-script"])
+def test_cli_encodes_a_folder_without_label_studio(tmp_path: Path, mnist_small, redis_server: str, store: Store,
+                                                   command: list[str]):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(1, 31):
@@ -151,8 +150,7 @@ def test_cli_encodes_a_folder_without_label_studio(tmp_path: Path, mnist_small, 
     (folder / "31.png").write_bytes(b"<html>oops</html>")
     proc = subprocess.run(
         [
-            sys.executable,
-            str(SCRIPT),
+            *command,
             "--project",
             "9",
             "--images",
@@ -186,11 +184,44 @@ def test_export_with_local_files_root(tmp_path: Path, mnist_small, config: Confi
     path = tmp_path / "export.json"
     path.write_text(json.dumps(export))
     cfg = dataclasses.replace(config, label_studio_url="http://ls.invalid:8080")  # never contacted
-    summary = encode_tasks.run(
-        opts("--project", "4", "--export", str(path), "--local-files-root", str(root), "--channels", "1"),
-        config=cfg,
-        store=store,
+    summary = bulk.encode_project(
+        opts(project=4, export=str(path), local_files_root=str(root), channels=1), config=cfg, store=store
     )
     assert summary.encoded == 20 and not summary.failed
     ids, vecs = store.all_embeddings(4, summary.version)
     assert sorted(ids.tolist()) == list(range(101, 121)) and np.isfinite(vecs).all()
+
+
+def test_options_are_checked_once_at_the_edge() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        bulk.EncodeOptions(project=1, images="a", export="b.json")
+    with pytest.raises(ValueError, match="channels"):
+        bulk.EncodeOptions(project=1, channels=2)
+
+
+def test_an_unknown_objective_fails_before_any_download(ls_project: FakeLabelStudio, ls_config: Config,
+                                                         store: Store) -> None:
+    with pytest.raises((KeyError, ValueError), match="no-such-objective"):
+        bulk.encode_project(opts(objective="no-such-objective"), config=ls_config, store=store)
+    assert downloads(ls_project) == []
+
+
+def test_summary_lists_failures_and_picks_the_exit_status() -> None:
+    s = bulk.EncodeSummary(project=3, total=15, failed={t: "not_found: gone" for t in range(1, 13)})
+    lines = s.failure_lines()
+    assert lines[0] == "  task 1: not_found: gone" and lines[-1] == "  ... and 2 more failures" and len(lines) == 11
+    assert s.exit_code() == 1  # nothing encoded
+    assert dataclasses.replace(s, encoded=3).exit_code() == 0
+    assert dataclasses.replace(s, encoded=3, interrupted=True).exit_code() == 130
+
+
+def test_fetcher_gets_the_configured_limits_and_the_run_s_workers(config: Config, store: Store,
+                                                                  tmp_path: Path) -> None:
+    cfg = dataclasses.replace(config, label_studio_url="http://ls.invalid:8080", fetch_timeout=3.0,
+                              max_image_bytes=1234)
+    fetcher = bulk.make_fetcher(opts(workers=3, local_files_root=str(tmp_path)), cfg, store)
+    try:
+        assert (fetcher.workers, fetcher.timeout, fetcher.max_bytes) == (3, 3.0, 1234)
+        assert fetcher.ls_url == "http://ls.invalid:8080" and fetcher.local_root == str(tmp_path.resolve())
+    finally:
+        fetcher.close()

@@ -1,8 +1,8 @@
-"""Encoding and scale-out benchmarks.
+"""Bulk-encoding benchmark: images/s against the floor of merely downloading and decoding them.
 
-Bulk encoding of the 5,000 MNIST digits served over HTTP (a separate server process, Label Studio's
-upload URL form) against the floor of merely downloading and decoding them, with 1 and 2 processes; and
-the RQ fan-out of encoding chunks and of training runs over 1 and 2 real ``rq worker`` processes.
+The 5,000 MNIST digits are served over HTTP (a separate server process, Label Studio's upload URL form).
+Measured in one run: the download+decode floor with 1 and 2 processes, ``dalt encode`` in one process,
+and the RQ fan-out of encoding chunks (``backend.jobs.encode_tasks_job``) over 1 and 2 real workers.
 """
 
 from __future__ import annotations
@@ -21,23 +21,23 @@ from pathlib import Path
 
 import redis
 import requests
-from bench_common import (
+from PIL import Image
+from rq import Queue
+from tqdm.auto import tqdm
+
+from backend.bench.common import (
     LABEL_CONFIG,
     PID,
     ROOT,
     Section,
     bench_env,
-    clustered_embeddings,
     free_port,
     ratio,
     redis_server,
     rq_workers,
     wait_for,
 )
-from bench_data import mnist, mnist_encoder
-from PIL import Image
-from rq import Queue
-from tqdm.auto import tqdm
+from backend.bench.data import mnist, mnist_encoder
 
 API_KEY = "bench-legacy-token"
 CHUNK = 500  # tasks per RQ encoding job
@@ -126,13 +126,13 @@ def _seed_encoder(r: redis.Redis, artifact) -> object:
 
 
 def script_rate(redis_url: str, url: str, tasks: list[dict], artifact) -> tuple[float, str]:
-    """``scripts/encode_tasks.py`` (one process, existing encoder) on a JSON export; its own images/s."""
+    """``dalt encode`` (one process, existing encoder) on a JSON export; its own images/s."""
     store = _seed_encoder(redis.Redis.from_url(redis_url), artifact)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(tasks, fh)
     try:
         out = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "encode_tasks.py"), "--project", str(PID), "--export", fh.name,
+            [sys.executable, "-m", "backend.cli", "encode", "--project", str(PID), "--export", fh.name,
              "--ls-url", url, "--no-progress"],
             env=bench_env(redis_url, LABEL_STUDIO_API_KEY=API_KEY, OMP_NUM_THREADS="2"),
             cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
@@ -142,7 +142,7 @@ def script_rate(redis_url: str, url: str, tasks: list[dict], artifact) -> tuple[
     line = (out.stdout.strip().splitlines() or [""])[-1]
     ids, _ = store.all_embeddings(PID, artifact.version)
     if out.returncode != 0 or len(ids) != len(tasks):
-        raise RuntimeError(f"encode_tasks.py failed ({len(ids)} encoded): {out.stderr[-2000:]}")
+        raise RuntimeError(f"dalt encode failed ({len(ids)} encoded): {out.stderr[-2000:]}")
     seconds = float(line.rsplit(" in ", 1)[1].split(" s", 1)[0])
     return len(tasks) / seconds, line
 
@@ -197,7 +197,7 @@ def bench_encoding(quick: bool, progress: bool) -> Section:
                 rq_speedup_2_over_1=ratio(fan[2], fan[1]))
     sec.row(f"download+decode floor, {n} PNG digits over HTTP", f"{floor[1]:.0f} img/s (1 proc)",
             f"{floor[2]:.0f} img/s (2 procs)")
-    sec.row("bulk encode: scripts/encode_tasks.py, 1 process", f"{script:.0f} img/s",
+    sec.row("bulk encode: dalt encode, 1 process", f"{script:.0f} img/s",
             f"x{ratio(script, floor[1])} of the 1-process floor")
     for w in (1, 2):
         sec.row(f"bulk encode: RQ chunk jobs ({chunk} tasks), {w} worker(s)", f"{fan[w]:.0f} img/s",
@@ -209,42 +209,3 @@ def bench_encoding(quick: bool, progress: bool) -> Section:
              f"1 process: script x{ratio(script, floor[1])}, RQ x{ratio(fan[1], floor[1])}; "
              f"2 workers: RQ x{ratio(fan[2], floor[2])}")
     return sec
-
-
-def bench_training_fanout(quick: bool, progress: bool) -> Section:
-    """Item 7 (training): K projects' training runs drained by 1 vs 2 real workers."""
-    from backend.config import Config
-    from backend.projects import Projects
-    from backend.queueing import enqueue_training
-    from backend.store import Store
-
-    sec = Section("scaleout")
-    projects, labels = (4, 1_000) if quick else (8, 5_000)
-    X, y = clustered_embeddings(labels, 32)
-    rates = {}
-    with redis_server() as redis_url:
-        r = redis.Redis.from_url(redis_url)
-        config = Config(redis_url=redis_url, train_retries=0)
-        for workers in (1, 2):
-            r.flushall()
-            store = Store(r)
-            for pid in range(1, projects + 1):
-                Projects(store).configure(pid, LABEL_CONFIG)
-                store.put_encoder(pid, "enc-bench", b"x", {"dim": 32})
-                store.put_embeddings(pid, "enc-bench", {t: X[t - 1] for t in range(1, labels + 1)})
-                for t in range(1, labels + 1):
-                    store.record_annotation(pid, t, t, y[t - 1])
-            with rq_workers(redis_url, workers):
-                queue = Queue(config.queue_name, connection=r)
-                t0 = time.perf_counter()
-                for pid in range(1, projects + 1):
-                    enqueue_training(store, queue, pid, config)
-                wait_for(lambda s=store: all(s.current_version(p) for p in range(1, projects + 1)), 600,
-                         "every project's head")
-                rates[workers] = time.perf_counter() - t0
-    sec.row(f"train {projects} projects x {labels} labels via RQ", f"{rates[1]:.1f} s with 1 worker",
-            f"{rates[2]:.1f} s with 2 workers: x{ratio(rates[1], rates[2])} faster")
-    sec.data = {"projects": projects, "labels_per_project": labels,
-                "seconds": {w: round(s, 3) for w, s in rates.items()}, "speedup_2_over_1": ratio(rates[1], rates[2])}
-    return sec
-

@@ -1,28 +1,21 @@
-"""scripts/order_tasks.py: the cold-start order from the store, written into task data, and a sorted tab.
+"""backend.ordering (``dalt order``): the cold-start order from the store, written into task data, a sorted tab.
 
 Checked once by hand against a real Label Studio 1.23.2 (the tab's task list and /next follow
-``dalt_order``); here the Label Studio client is a small fake recording what the script sends.
+``dalt_order``); here the Label Studio client is a small fake recording what the command sends.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-
-_spec = importlib.util.spec_from_file_location("order_tasks", ROOT / "scripts" / "order_tasks.py")
-order_tasks = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("order_tasks", order_tasks)
-_spec.loader.exec_module(order_tasks)
+from backend import ordering
 
 
 class FakeClient:
-    """The few label-studio-sdk calls the script makes."""
+    """The few label-studio-sdk calls the command makes."""
 
     def __init__(self, tasks: dict[int, dict]):
         self.data = tasks
@@ -63,19 +56,19 @@ def fake(store):
 
 def test_order_is_written_into_task_data_once_and_a_sorted_tab_is_made(fake) -> None:
     store, client = fake
-    pos = order_tasks.compute_order(store, 5, clusters=2)
+    pos = ordering.compute_order(store, 5, clusters=2)
     assert sorted(pos.values()) == list(range(20))
-    counts = order_tasks.write_order(client, 5, pos, progress=False)
+    counts = ordering.write_order(client, 5, pos, progress=False)
     assert counts == {"written": 20, "unchanged": 0, "not_encoded": 1}
     assert client.data[3]["image"] == "/data/upload/3.png" and client.data[3]["dalt_order"] == pos[3]
     assert "dalt_order" not in client.data[99]
-    again = order_tasks.write_order(client, 5, pos, progress=False)
+    again = ordering.write_order(client, 5, pos, progress=False)
     assert again["written"] == 0 and again["unchanged"] == 20
-    vid = order_tasks.ensure_view(client, 5)
+    vid = ordering.ensure_view(client, 5)
     assert client.tabs[vid] == {"title": "DALT order", "ordering": ["tasks:data.dalt_order"]}
-    assert order_tasks.ensure_view(client, 5) == vid and len(client.tabs) == 1
+    assert ordering.ensure_view(client, 5) == vid and len(client.tabs) == 1
 
 
 def test_no_encoder_is_a_clear_error(store) -> None:
-    with pytest.raises(SystemExit, match="encode_tasks"):
-        order_tasks.compute_order(store, 6)
+    with pytest.raises(ordering.NotEncodedError, match="dalt encode --project 6"):
+        ordering.compute_order(store, 6)

@@ -1,7 +1,10 @@
-"""What every benchmark of ``scripts/bench.py`` shares: private servers, workers, payloads, statistics.
+"""What every benchmark of ``dalt bench`` shares: private servers, workers, payloads, statistics.
 
 Benchmarks run real processes (redis-server, gunicorn, rq workers) on loopback, the way DALT runs in
 production, and never touch a Redis they did not start themselves.
+
+The process helpers here (``free_port``, ``wait_for``, ``redis_server``, ``gunicorn``, ``rq_workers``)
+are the benchmarks' own until ``backend.processes`` owns starting and stopping processes for everyone.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ import numpy as np
 import redis
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
+ROOT = Path(__file__).resolve().parents[2]  # the repository: gunicorn reads ./gunicorn.conf.py from here
 BIN = Path(sys.executable).parent
 PID = 1
 CLASSES = [str(d) for d in range(10)]
@@ -40,6 +42,9 @@ PRELOADED_WORKER = "backend.worker.PreloadedWorker"
 PLAIN_WORKER = "rq.worker.Worker"
 # The gunicorn shape of the Dockerfile: 2 sync worker processes with 4 threads each.
 GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "120"]
+ENCODER = "enc-bench"  # the encoder version of seeded projects
+DIM = 32
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def free_port() -> int:
@@ -69,7 +74,7 @@ def bench_env(redis_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         REDIS_URL=redis_url,
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(SCRIPTS)]),
+        PYTHONPATH=str(ROOT),
         OMP_NUM_THREADS="1",
         OPENBLAS_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
@@ -261,6 +266,44 @@ def clustered_embeddings(n: int, dim: int = 32, seed: int = 0, spread: float = 1
     y = rng.integers(0, len(CLASSES), size=n)
     X = centers[y] + rng.normal(0, spread, size=(n, dim)) / np.sqrt(dim) * 4
     return X.astype(np.float32), [CLASSES[i] for i in y]
+
+
+def seed_project(redis_url: str, n_tasks: int, n_labels: int, *, train: bool = True) -> Any:
+    """Flush the private Redis; create project 1 with ``n_tasks`` cached embeddings and ``n_labels`` labels.
+
+    Returns:
+        The project's ``backend.store.Store``.
+    """
+    from backend.config import Config
+    from backend.projects import Projects
+    from backend.store import Store
+    from backend.training import train_project
+
+    store = Store(redis.Redis.from_url(redis_url))
+    store.r.flushall()
+    Projects(store).configure(PID, LABEL_CONFIG)
+    store.put_encoder(PID, ENCODER, b"bench", {"dim": DIM, "objective": "bench"})
+    X, y = clustered_embeddings(n_tasks, DIM)
+    for start in range(0, n_tasks, 5000):
+        ids = range(start + 1, min(n_tasks, start + 5000) + 1)
+        store.put_embeddings(PID, ENCODER, {t: X[t - 1] for t in ids})
+    pipe_size = 500
+    for start in range(0, n_labels, pipe_size):
+        for t in range(start + 1, min(n_labels, start + pipe_size) + 1):
+            store.record_annotation(PID, t, t, y[t - 1])
+    if train and n_labels:
+        train_project(store, Config(redis_url=redis_url), PID)
+    return store
+
+
+def post_timed(session: requests.Session, url: str, body: bytes) -> tuple[float, requests.Response]:
+    """POST a JSON body; its duration in seconds and the response (anything but 200 raises)."""
+    t0 = time.perf_counter()
+    resp = session.post(url, data=body, headers=JSON_HEADERS, timeout=120)
+    dt = time.perf_counter() - t0
+    if resp.status_code != 200:
+        raise RuntimeError(f"POST {url} answered {resp.status_code}: {resp.text[:300]}")
+    return dt, resp
 
 
 @dataclass

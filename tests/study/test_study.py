@@ -1,28 +1,25 @@
-"""scripts/simulate.py --quick end to end on scikit-learn digits: real Redis, training and predict paths."""
+"""``dalt study --quick`` end to end on scikit-learn digits: real Redis, training and predict paths."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
-
-_spec = importlib.util.spec_from_file_location("simulate", ROOT / "scripts" / "simulate.py")
-simulate = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("simulate", simulate)
-_spec.loader.exec_module(simulate)
+from backend.cli import main as dalt
+from backend.study.options import QUICK_METHODS, StudyOptions
+from backend.study.output import merge_reports
+from backend.study.replay import labels_to_reach, should_train
 
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory, redis_server):
     out = tmp_path_factory.mktemp("study")
-    argv = ["--dataset", "digits", "--quick", "--limit", "160", "--epochs", "1", "--no-progress",
+    argv = ["study", "--dataset", "digits", "--quick", "--limit", "160", "--epochs", "1", "--no-progress",
             "--methods", "raw+lr,contrastive+spread,contrastive+spread+coldstart",
             "--redis-url", redis_server, "--json", str(out / "digits.json"), "--plot", str(out)]
-    report = simulate.main(argv)
+    assert dalt(argv) == 0
+    report = json.loads((out / "digits.json").read_text())
     return report, out
 
 
@@ -60,11 +57,22 @@ def test_plots_are_png_files(quick_report) -> None:
 
 
 def test_retraining_rule_and_labels_to_reach() -> None:
-    assert all(simulate.should_train(n, n - 1, 100, 0.05) for n in range(1, 101))
-    assert not simulate.should_train(101, 100, 100, 0.05) and simulate.should_train(105, 100, 100, 0.05)
-    assert simulate.should_train(1000, 990, 100, 0.05)  # a checkpoint
-    assert simulate.labels_to_reach({10: 0.5, 20: 0.91, 30: 0.89, 40: 0.96}, 0.9) == 20
-    assert simulate.labels_to_reach({10: 0.5}, 0.9) is None
+    assert all(should_train(n, n - 1, 100, 0.05) for n in range(1, 101))
+    assert not should_train(101, 100, 100, 0.05) and should_train(105, 100, 100, 0.05)
+    assert should_train(1000, 990, 100, 0.05)  # a checkpoint
+    assert labels_to_reach({10: 0.5, 20: 0.91, 30: 0.89, 40: 0.96}, 0.9) == 20
+    assert labels_to_reach({10: 0.5}, 0.9) is None
+
+
+def test_quick_options_shrink_the_run_and_unknown_methods_are_refused() -> None:
+    quick = StudyOptions(dataset="digits", quick=True).resolved()
+    assert quick.methods == QUICK_METHODS
+    assert (quick.limit, quick.epochs, quick.block, quick.eager, quick.growth) == (400, 3, 100, 50, 0.1)
+    full = StudyOptions(dataset="digits").resolved()
+    assert (full.limit, full.epochs, full.block, full.eager, full.growth) == (None, 30, 500, 100, 0.05)
+    assert len(full.methods) == 8
+    with pytest.raises(ValueError, match="unknown method"):
+        StudyOptions(dataset="digits", methods=("raw+lr", "nope"))
 
 
 def test_merge_combines_runs_split_by_method_and_refuses_other_runs(quick_report, tmp_path) -> None:
@@ -74,11 +82,13 @@ def test_merge_combines_runs_split_by_method_and_refuses_other_runs(quick_report
     b = dict(data, methods={k: v for k, v in data["methods"].items() if k != "raw+lr"}, wall_seconds=7.0)
     (tmp_path / "a.json").write_text(json.dumps(a))
     (tmp_path / "b.json").write_text(json.dumps(b))
-    merged = simulate.main(["--merge", str(tmp_path / "b.json"), str(tmp_path / "a.json"),
-                            "--json", str(tmp_path / "m.json")])
+    assert dalt(["study", "--merge", str(tmp_path / "b.json"), str(tmp_path / "a.json"),
+                 "--json", str(tmp_path / "m.json")]) == 0
+    merged = json.loads((tmp_path / "m.json").read_text())
     assert list(merged["methods"]) == ["raw+lr", "contrastive+spread", "contrastive+spread+coldstart"]
     assert merged["acceptance_rate"] == data["acceptance_rate"] and merged["wall_seconds"] == 7.0
-    assert json.loads((tmp_path / "m.json").read_text())["rest_accuracy"] == data["rest_accuracy"]
+    assert merged["rest_accuracy"] == data["rest_accuracy"]
     (tmp_path / "c.json").write_text(json.dumps(dict(a, tasks=999)))
-    with pytest.raises(SystemExit, match="tasks"):
-        simulate.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "c.json")])
+    with pytest.raises(ValueError, match="tasks"):
+        merge_reports([tmp_path / "a.json", tmp_path / "c.json"], "contrastive+spread")
+    assert dalt(["study", "--merge", str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 1

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import redis
-from bench_common import PID, Section, redis_server
 from tqdm.auto import tqdm
 
+from backend.bench.common import PID, Section, redis_server
+
 DIM = 32
-BATCH = 512  # what scripts/encode_tasks.py writes per pipeline
+BATCH = 512  # what bulk encoding (backend.bulk) writes per pipeline
 
 
 def _used(r: redis.Redis) -> int:
@@ -17,7 +18,7 @@ def _used(r: redis.Redis) -> int:
 
 def bench_memory(quick: bool, progress: bool) -> Section:
     """Item 6: ``INFO memory`` delta and ``MEMORY USAGE`` per embedding at 100,000 tasks."""
-    from backend.store import Store
+    from backend.store import Store, keys
 
     sec = Section("memory")
     n = 10_000 if quick else 100_000
@@ -33,8 +34,9 @@ def bench_memory(quick: bool, progress: bool) -> Section:
             ids = range(start + 1, min(n, start + BATCH) + 1)
             store.put_embeddings(PID, "enc-bench", {t: X[t - 1] for t in ids})
         after = _used(r)
-        keys = [k for k in r.scan_iter(match="dalt:*:emb:*", count=1000)]
-        usage = sum(int(r.memory_usage(k, samples=0) or 0) for k in keys)
+        bucket_set = keys.embedding_buckets(PID, "enc-bench")  # every embedding key: the buckets and their set
+        emb_keys = [bucket_set, *(keys.embedding_bucket(PID, "enc-bench", int(b)) for b in r.smembers(bucket_set))]
+        usage = sum(int(r.memory_usage(k, samples=0) or 0) for k in emb_keys)
         # Check that what was stored reads back (float16 precision).
         back, found = store.get_embeddings(PID, "enc-bench", [1, n // 2, n], DIM)
         assert found.all() and np.allclose(back, X[[0, n // 2 - 1, n - 1]], atol=1e-2)
@@ -44,7 +46,7 @@ def bench_memory(quick: bool, progress: bool) -> Section:
         for start in range(0, n, BATCH):
             pipe = r.pipeline(transaction=False)
             for t in range(start + 1, min(n, start + BATCH) + 1):
-                pipe.set(f"dalt:{{p{PID}}}:e:{t}", X[t - 1].astype("<f2").tobytes())
+                pipe.set(f"{keys.project_prefix(PID)}:e:{t}", X[t - 1].astype("<f2").tobytes())  # DALT-like keys
             pipe.execute()
         per_key = (_used(r) - base_before) / n
     per_delta = (after - before) / n
@@ -54,7 +56,7 @@ def bench_memory(quick: bool, progress: bool) -> Section:
             f"raw {raw} B: overhead {per_delta - raw:.1f} B; one key per task {per_key:.1f} B")
     sec.data = {"n": n, "dim": DIM, "raw_bytes": raw, "bytes_per_embedding_info_delta": round(per_delta, 2),
                 "bytes_per_embedding_memory_usage": round(per_usage, 2), "overhead_bytes": round(per_delta - raw, 2),
-                "one_key_per_task_bytes": round(per_key, 2), "keys": len(keys)}
+                "one_key_per_task_bytes": round(per_key, 2), "keys": len(emb_keys)}
     sec.goal("Redis overhead at most 64 bytes per embedding", per_delta - raw <= 64,
              f"{per_delta - raw:.1f} B over the {raw} B vector")
     return sec

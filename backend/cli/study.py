@@ -1,0 +1,87 @@
+"""``dalt study``: the labeling study (``backend.study``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.study.options import StudyOptions
+
+HELP = "the labeling study: replay a labeled dataset through DALT"
+DESCRIPTION = """The labeling study: replay a labeled dataset through DALT's real components, one task at a time.
+
+  dalt study --dataset mnist --json docs/study/mnist.json --plot docs/study
+  dalt study --dataset digits
+  dalt study --dataset PATH          # a folder of images with labels.csv (file,label)
+  dalt study --dataset digits --quick --json out.json   # small and fast (tests)"""
+
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from backend.study.options import DEFAULT_METHOD, METHODS  # a plain table: no numpy
+
+    p.add_argument("--dataset", help="mnist, digits, or a folder with labels.csv (file,label)")
+    p.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                   help="combine reports of one dataset run as separate processes (e.g. methods split over "
+                        "parallel runs) into one report, table and plots; runs nothing")
+    p.add_argument("--json", type=Path, help="write the full report here")
+    p.add_argument("--plot", type=Path, help="write PNG plots into this folder")
+    p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)")
+    p.add_argument("--default-method", default=DEFAULT_METHOD, help="method whose numbers are the JSON's top level")
+    p.add_argument("--quick", action="store_true", help="small and fast: 400 tasks, 3 epochs, fewer methods")
+    p.add_argument("--limit", type=int, help="use only the first N tasks of the shuffled dataset")
+    p.add_argument("--seed", type=int, default=0, help="task order, encoder weights, k-means (default 0)")
+    p.add_argument("--epochs", type=int, default=30, help="encoder epochs (early stopping; default 30)")
+    p.add_argument("--patience", type=int, default=3, help="encoder early-stopping patience (default 3)")
+    p.add_argument("--latent-dim", type=int, default=32, help="embedding size (default 32, as the paper)")
+    p.add_argument("--image-size", type=int, default=28, help="image side for a folder dataset (default 28)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads for encoder training (default 2)")
+    p.add_argument("--eager", type=int, default=100, help="retrain after every label up to this many (100)")
+    p.add_argument("--growth", type=float, default=0.05,
+                   help="then retrain when labels grew by this fraction (0.05; 0 = after every label)")
+    p.add_argument("--clusters", type=int, help="cold-start clusters (default: 5 per class, at least 10)")
+    p.add_argument("--block", type=int, default=500, help="tasks per acceptance block (default 500)")
+    p.add_argument("--redis-url", help="use this Redis instead of a private redis-server")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def options(args: argparse.Namespace) -> StudyOptions:
+    """The parsed arguments as the study's typed options."""
+    from backend.study.options import StudyOptions
+
+    if not args.dataset:
+        raise ValueError("--dataset is required (or --merge)")
+    return StudyOptions(
+        dataset=args.dataset, methods=tuple(args.methods.split(",")) if args.methods else None,
+        default_method=args.default_method, quick=args.quick, limit=args.limit, seed=args.seed, epochs=args.epochs,
+        patience=args.patience, latent_dim=args.latent_dim, image_size=args.image_size, threads=args.threads,
+        eager=args.eager, growth=args.growth, clusters=args.clusters, block=args.block, redis_url=args.redis_url,
+        progress=not args.no_progress,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # before numpy loads: sklearn fits are fastest single-threaded here
+    from backend.study.output import merge_reports, summary_table, write_outputs
+
+    if args.merge:
+        report = merge_reports(args.merge, args.default_method)
+        print()
+        print(summary_table(report))
+        write_outputs(report, args.json, args.plot)
+        print(f"\n{report['dataset']}: merged {len(args.merge)} report(s), {len(report['methods'])} method(s); "
+              f"default {report['default_method']} accepted {report['acceptance_rate']:.2%}")
+        return 0
+    opts = options(args)
+    from backend.study.runner import run_study, summary_line
+
+    report = run_study(opts)
+    print()
+    print(summary_table(report))
+    write_outputs(report, args.json, args.plot)
+    print(f"\n{summary_line(report)}")
+    return 0

@@ -1,0 +1,61 @@
+"""DALT's live evaluation as text: per project and model version, how often annotators kept the prediction.
+
+Reads what the webhook recorded (see ``backend/evaluation.py``): for each version, the annotations that
+accepted or corrected the prediction served for their task, the acceptance rate, and the mean annotation
+``lead_time`` of accepted vs corrected tasks (the time a right pre-annotation saves).
+
+``dalt report`` prints it::
+
+    dalt report                      # every project, Redis from REDIS_URL
+    dalt report --project 3 --json   # one project, machine-readable
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.evaluation import evaluation_summary
+from backend.store import Store
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if pct else f"{value:.1f}"
+
+
+def format_project(pid: int, summary: dict[str, Any], current: str | None) -> str:
+    """A plain-text table of one project's live evaluation."""
+    lines = [f"project {pid} (serving {current or 'no model yet'})"]
+    lines.append(
+        f"  {'version':<9}{'evaluated':>10}{'accepted':>10}{'corrected':>10}{'rate':>9}"
+        f"{'lead acc s':>12}{'lead cor s':>12}"
+    )
+    rows = [*summary["versions"].items(), ("all", summary["total"])]
+    for v, s in rows:
+        lines.append(
+            f"  {v:<9}{s['evaluated']:>10}{s['accepted']:>10}{s['corrected']:>10}{_fmt(s['acceptance_rate'], True):>9}"
+            f"{_fmt(s['lead_time_accepted_mean']):>12}{_fmt(s['lead_time_corrected_mean']):>12}"
+        )
+    if not summary["versions"]:
+        lines.append("  no annotation has been compared with a served prediction yet")
+    return "\n".join(lines)
+
+
+def evaluations(store: Store, pids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+    """Each project's live evaluation (``backend.evaluation.evaluation_summary``); default every project."""
+    return {pid: evaluation_summary(store, pid) for pid in (pids or store.projects())}
+
+
+def format_report(store: Store, data: dict[int, dict[str, Any]]) -> str:
+    """Every project's table, then the one-line total."""
+    blocks = [format_project(pid, summary, store.current_version(pid)) + "\n" for pid, summary in data.items()]
+    return "\n".join([*blocks, summary_line(data)])
+
+
+def summary_line(data: dict[int, dict[str, Any]]) -> str:
+    """Projects, annotations evaluated and the share of predictions accepted, over every project."""
+    total = sum(s["total"]["evaluated"] for s in data.values())
+    accepted = sum(s["total"]["accepted"] for s in data.values())
+    rate = f"{100 * accepted / total:.1f}%" if total else "-"
+    return f"{len(data)} project(s), {total} annotations evaluated, {rate} of predictions accepted"

@@ -1,0 +1,89 @@
+"""A whole study run: load and shuffle the dataset, make each method's features, replay every method."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import numpy as np
+import redis
+
+from backend.coldstart import default_clusters, typicality_order
+from backend.store import Store
+from backend.study.datasets import load_dataset, shuffled
+from backend.study.features import Features, make_features
+from backend.study.options import BASE_PID, METHODS, StudyOptions
+from backend.study.output import accuracy_at, pct
+from backend.study.replay import replay
+
+
+@contextlib.contextmanager
+def study_redis(url: str | None) -> Iterator[str]:
+    """Yield a Redis URL: the given one, or a private ``redis-server`` on a free port, stopped afterwards."""
+    if url:
+        yield url
+        return
+    from backend.bench.common import redis_server  # TODO(merge): backend.processes.start_redis
+
+    with redis_server() as private:
+        yield private
+
+
+def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
+    """Replay every method of ``opts`` over its dataset; returns the report (see ``docs/study``).
+
+    Progress lines go to ``out`` (default: the current stdout); the caller writes the table, plots and JSON
+    (``backend.study.output``).
+    """
+    out = out or sys.stdout
+    t_start = time.perf_counter()
+    opts = opts.resolved()
+    methods = list(opts.methods or ())
+    ds = shuffled(load_dataset(opts.dataset, opts.image_size), opts.seed, opts.limit)
+    random_order = np.arange(len(ds.labels))  # already shuffled
+    print(f"{ds.name}: {len(ds.labels)} tasks, {len(ds.classes)} classes, images {list(ds.images.shape[1:])}",
+          file=out)
+    features: dict[str, Features] = {}
+    report: dict[str, Any] = {"dataset": ds.name, "tasks": len(ds.labels), "classes": ds.classes,
+                              "block": opts.block, "seed": opts.seed,
+                              "retraining": {"eager": opts.eager, "growth": opts.growth},
+                              "cpu_count": os.cpu_count(), "methods": {}, "feature_seconds": {}}
+    with study_redis(opts.redis_url) as url:
+        store = Store(redis.Redis.from_url(url))
+        for k, method in enumerate(methods):
+            kind, _, order_kind = METHODS[method]
+            if kind not in features:
+                features[kind] = make_features(kind, ds, opts)
+                report["feature_seconds"][kind] = round(features[kind].seconds, 2)
+                print(f"features {kind}: {features[kind].vectors.shape[1]} dims in {features[kind].seconds:.1f}s",
+                      file=out)
+            feats = features[kind]
+            order = random_order
+            if order_kind == "coldstart":
+                t0 = time.perf_counter()
+                k_clusters = opts.clusters or default_clusters(len(ds.labels), len(ds.classes))
+                order = typicality_order(random_order, feats.vectors, k_clusters, seed=opts.seed)
+                report.setdefault("coldstart", {})[method] = {"clusters": k_clusters,
+                                                               "seconds": round(time.perf_counter() - t0, 2)}
+            pid = BASE_PID + 100 * opts.seed + k + 1
+            m = replay(store, pid, method, feats, ds, order, opts)
+            report["methods"][method] = m
+            print(f"{method}: accepted {m['acceptance_rate']:.2%}, rest acc @50 "
+                  f"{pct(accuracy_at(m['rest_accuracy'], 50))} @100 {pct(accuracy_at(m['rest_accuracy'], 100))}, "
+                  f"{m['fits']} fits {m['fit_seconds']:.1f}s, replay {m['replay_seconds']:.1f}s", file=out)
+    default = opts.default_method if opts.default_method in report["methods"] else methods[-1]
+    report["default_method"] = default
+    report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
+    report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
+    report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    return report
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """The run's one-line summary."""
+    return (f"{report['dataset']}: default {report['default_method']} accepted {report['acceptance_rate']:.2%}; "
+            f"study took {report['wall_seconds']:.0f}s on {os.cpu_count()} CPUs")
