@@ -1,21 +1,31 @@
 """Download task images the way Label Studio serves them, safely and concurrently.
 
-Label Studio puts three kinds of image reference in task data (see the task fixtures):
+Label Studio puts these kinds of image reference in task data (see the task fixtures):
 
 * ``/data/upload/<project>/<file>``: an uploaded file, relative to the Label Studio URL, needs auth;
 * ``/data/local-files/?d=<path>``: local-storage files, relative to the Label Studio URL, needs auth
-  (or, with ``local_root`` = Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``, read from disk directly);
-* ``http(s)://...``: fetched directly, without credentials unless the host is Label Studio's.
+  (or, with ``local_root`` = Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``, read from disk directly, but
+  only inside the project's own local storages, as Label Studio itself would serve them);
+* ``/tasks/<id>/resolve/?fileuri=...`` (and ``/projects/<id>/resolve/``): cloud-storage files that Label
+  Studio proxies or redirects to a presigned URL;
+* ``http(s)://...``: fetched directly, without credentials unless the URL is one of the above on Label
+  Studio's host.
 
-Credentials (see :mod:`encoder.auth`) are sent only to the Label Studio host, and redirects are followed
-by hand so they never follow a redirect to another host. Hosts other than Label Studio's pass the SSRF
-rules of :mod:`encoder.netguard`. Every body is streamed under a byte cap and a deadline, so a huge or
-slow response costs at most ``max_bytes`` and about ``3 * timeout`` seconds.
+Credentials (see :mod:`encoder.auth`) are sent only to the Label Studio host and only for the media paths
+above: a task whose data names another Label Studio path (``/api/projects/``) is refused, so task data can
+never make DALT call Label Studio's API with its key. Redirects are followed by hand; every hop is
+checked again as if it were the first URL (a redirect from Label Studio to another host needs that host
+in ``allowed_hosts``, and never carries credentials). Hosts other than Label Studio's pass the SSRF rules
+of :mod:`encoder.netguard`, and so does Label Studio's own host when its URL was not configured by the
+admin (``ls_trusted=False``: a ``hostname`` that ``/setup`` sent). Every body is streamed under a byte cap
+and a total deadline that a watchdog enforces while the body is read (a server dripping one byte at a
+time is cut off at the deadline, not after the next 64 KiB).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +36,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from encoder.auth import AuthError, LabelStudioAuth
+from encoder.deadline import Watchdog
 from encoder.netguard import RefusedHost, check_public, host_listed, origin
 from encoder.settings import FetchSettings
 
@@ -33,6 +44,8 @@ MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
 _CHUNK = 64 * 1024
 LOCAL_FILES_PREFIX = "/data/local-files/"
+# The only paths on Label Studio's host that are fetched (with credentials): files, never the API.
+MEDIA_PATH = re.compile(r"/data/upload/.+|/data/local-files/|/(tasks|projects)/\d+/resolve/?")
 
 
 class FetchError(Exception):
@@ -75,6 +88,11 @@ class ImageFetcher:
         allow_private_networks: allow hosts on loopback/private/link-local addresses.
         workers: concurrent downloads in :meth:`fetch_many`.
         local_root: Label Studio's ``LOCAL_FILES_DOCUMENT_ROOT``, to read ``/data/local-files/`` from disk.
+        ls_trusted: ``ls_url`` was configured by the admin; False: its host's addresses are checked as any
+            other host's (see :class:`encoder.settings.FetchSettings`).
+        local_scope: directories (as Label Studio names them) whose files may be read from disk; None: any
+            file under ``local_root``. Files outside are downloaded through Label Studio instead.
+        local_ls_root: ``local_root`` as Label Studio names it (default ``local_root``).
     """
 
     def __init__(
@@ -88,8 +106,14 @@ class ImageFetcher:
         allow_private_networks: bool = False,
         workers: int = 16,
         local_root: str | None = None,
+        ls_trusted: bool = True,
+        local_scope: tuple[str, ...] | None = None,
+        local_ls_root: str | None = None,
     ):
         self.ls_url = (ls_url or "").rstrip("/")
+        self.ls_trusted = bool(ls_trusted)
+        self.local_scope = None if local_scope is None else tuple(os.path.normpath(p) for p in local_scope)
+        self.local_ls_root = os.path.normpath(local_ls_root or local_root) if (local_ls_root or local_root) else None
         self.timeout = float(timeout)
         self.max_bytes = int(max_bytes)
         self.allowed_hosts = tuple(allowed_hosts)
@@ -118,6 +142,9 @@ class ImageFetcher:
             allow_private_networks=settings.allow_private_networks,
             workers=settings.workers,
             local_root=settings.local_files_root or None,
+            ls_trusted=settings.ls_trusted,
+            local_scope=settings.local_files_scope,
+            local_ls_root=settings.local_files_ls_root,
         )
 
     # ---- URL handling ----------------------------------------------------------------------------
@@ -162,14 +189,32 @@ class ImageFetcher:
     def _is_ls(self, url: str) -> bool:
         return self._ls_origin is not None and origin(urlsplit(url)) == self._ls_origin
 
-    def _check_host(self, url: str, *, redirected_by_ls: bool) -> None:
+    def _check_hop(self, url: str, shown: str) -> bool:
+        """Check one URL (the first, or a redirect's target) before it is requested; True: Label Studio's.
+
+        Raises:
+            FetchError: (``bad_url``) a Label Studio path that is not a media path.
+            RefusedHost: a host that is not allowed, or resolves to a non-public address.
+        """
         scheme, host, port = origin(urlsplit(url))
-        if not redirected_by_ls and not host_listed(host, port, self.allowed_hosts):
+        if self._is_ls(url):
+            if not MEDIA_PATH.fullmatch(urlsplit(url).path):
+                raise FetchError(
+                    f"{shown} is not a Label Studio media path (/data/upload/, /data/local-files/, storage "
+                    "resolve URLs); only those are fetched from Label Studio",
+                    url=shown,
+                    reason="bad_url",
+                )
+            if not self.ls_trusted and not self.allow_private_networks:
+                check_public(host, port)
+            return True
+        if not host_listed(host, port, self.allowed_hosts):
             raise RefusedHost(
                 f"host {host}:{port} is neither Label Studio's nor in allowed_hosts; download refused"
             )
         if not self.allow_private_networks:
             check_public(host, port)
+        return False
 
     # ---- fetching --------------------------------------------------------------------------------
     def fetch(self, url: str) -> bytes:
@@ -181,7 +226,9 @@ class ImageFetcher:
         absolute = self.resolve(url)
         shown = display_url(absolute)
         if self.local_root and self._is_ls(absolute) and urlsplit(absolute).path == LOCAL_FILES_PREFIX:
-            return self._read_local(absolute, shown)
+            local = self._local_path(absolute, shown)
+            if local is not None:
+                return self._read_local(local, shown)
         try:
             return self._get(absolute, shown)
         except FetchError:
@@ -205,13 +252,10 @@ class ImageFetcher:
             ) from None
 
     def _get(self, url: str, shown: str) -> bytes:
-        redirected_by_ls = False
         retried_auth = False
         hops = 0
         while True:
-            is_ls = self._is_ls(url)
-            if not is_ls:
-                self._check_host(url, redirected_by_ls=redirected_by_ls)
+            is_ls = self._check_hop(url, shown)
             headers = self.auth.header() if is_ls else {}
             resp = self.session.get(
                 url, headers=headers, stream=True, allow_redirects=False, timeout=(self.timeout, self.timeout)
@@ -226,7 +270,6 @@ class ImageFetcher:
                             reason="http",
                             status=resp.status_code,
                         )
-                    redirected_by_ls = is_ls
                     url = urljoin(url, resp.headers["Location"])
                     if urlsplit(url).scheme.lower() not in ("http", "https"):
                         raise FetchError(
@@ -269,23 +312,41 @@ class ImageFetcher:
         length = resp.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > self.max_bytes:
             raise self._too_large(shown, int(length))
-        deadline = time.monotonic() + 3 * self.timeout
+        limit = 3 * self.timeout
+        deadline = time.monotonic() + limit
+        timed_out = FetchError(f"timed out: download took longer than {limit:g} s: {shown}", url=shown,
+                               reason="timeout")
         chunks: list[bytes] = []
         total = 0
-        for chunk in resp.iter_content(_CHUNK):
-            total += len(chunk)
-            if total > self.max_bytes:
-                raise self._too_large(shown)
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise FetchError(
-                    f"timed out: download took longer than {3 * self.timeout:g} s: {shown}",
-                    url=shown,
-                    reason="timeout",
-                )
+        # The watchdog shuts the socket down at the deadline: a read blocked on a slow drip returns at once.
+        with _WATCHDOG.guard(deadline, lambda: _shutdown(resp)) as fired:
+            try:
+                for chunk in resp.iter_content(_CHUNK):
+                    total += len(chunk)
+                    if total > self.max_bytes:
+                        raise self._too_large(shown)
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise timed_out
+            except (requests.RequestException, OSError):
+                if fired.is_set():
+                    raise timed_out from None
+                raise
+            if fired.is_set():  # the shutdown may end the body early without an error: never a partial image
+                raise timed_out
         return b"".join(chunks)
 
-    def _read_local(self, url: str, shown: str) -> bytes:
+    def _local_path(self, url: str, shown: str) -> str | None:
+        """The file a ``/data/local-files/`` URL names on disk, or None to download it from Label Studio.
+
+        Label Studio serves such a file only when one of the project's local storages contains it; with a
+        ``local_scope`` the same rule is applied here, so one project's task data cannot read another
+        project's files from the shared document root. Outside the scope the request goes to Label Studio,
+        which answers (or refuses) with its own permissions.
+
+        Raises:
+            FetchError: (``bad_url``) the path escapes the document root.
+        """
         rel = parse_qs(urlsplit(url).query).get("d", [""])[0]
         assert self.local_root is not None
         path = os.path.realpath(os.path.join(self.local_root, rel.lstrip("/")))
@@ -293,6 +354,16 @@ class ImageFetcher:
             raise FetchError(
                 f"local file path escapes the document root: {shown}", url=shown, reason="bad_url"
             )
+        if self.local_scope is None:
+            return path
+        assert self.local_ls_root is not None
+        as_ls = os.path.normpath(os.path.join(self.local_ls_root, os.path.relpath(path, self.local_root)))
+        folder = os.path.dirname(as_ls)
+        if any(folder == s or folder.startswith(s.rstrip("/") + "/") for s in self.local_scope):
+            return path
+        return None
+
+    def _read_local(self, path: str, shown: str) -> bytes:
         try:
             size = os.path.getsize(path)
             if size > self.max_bytes:
@@ -340,7 +411,7 @@ class ImageFetcher:
             return self._pool
 
     def close(self) -> None:
-        """Release the connection pool and the download threads."""
+        """Release the connection pool and the download threads (called when a cache evicts the fetcher)."""
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
@@ -352,3 +423,23 @@ class ImageFetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_WATCHDOG = Watchdog("dalt-fetch-deadline")
+
+
+def _shutdown(resp: requests.Response) -> None:
+    """Shut down the socket under a streamed response (from the watchdog thread): a blocked read returns."""
+    import socket
+
+    sock = None
+    conn = getattr(resp.raw, "_connection", None) or getattr(resp.raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:  # urllib3 released the connection; reach the socket through the file object
+        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

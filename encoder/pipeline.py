@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from encoder.artifact import EncoderArtifact
-from encoder.decode import DecodeError, decode_image
+from encoder.decode import DEFAULT_MAX_DECODE_BYTES, DecodeError, decode_image
 from encoder.fetch import FetchError, ImageFetcher
 
 
@@ -45,6 +45,7 @@ class TaskEncoder:
         fetcher: downloads the images.
         image_key: see :func:`task_image_url`.
         max_pixels: decompression-bomb limit passed to :func:`encoder.decode.decode_image`.
+        max_decode_bytes: decode memory limit passed to :func:`encoder.decode.decode_image`.
     """
 
     def __init__(
@@ -54,11 +55,13 @@ class TaskEncoder:
         image_key: str | None = None,
         *,
         max_pixels: int = 40_000_000,
+        max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES,
     ):
         self.artifact = artifact
         self.fetcher = fetcher
         self.image_key = image_key
         self.max_pixels = max_pixels
+        self.max_decode_bytes = max_decode_bytes
 
     def load_images(
         self, tasks: list[dict[str, Any]], on_fetched: Callable[[int], None] | None = None
@@ -84,7 +87,8 @@ class TaskEncoder:
                 continue
             try:
                 arrays.append(
-                    decode_image(blob, size=a.image_size, channels=a.channels, max_pixels=self.max_pixels)
+                    decode_image(blob, size=a.image_size, channels=a.channels, max_pixels=self.max_pixels,
+                                 max_decode_bytes=self.max_decode_bytes)
                 )
                 ok_ids.append(tid)
             except DecodeError as exc:

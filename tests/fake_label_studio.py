@@ -5,7 +5,8 @@ What it imitates, as observed on a real server (see tests/fixtures/task_*.json a
 - Files: ``/data/upload/...`` and ``/data/local-files/?d=...`` need ``Token LEGACY`` or ``Bearer ACCESS``;
   a personal access token (a JWT refresh token) is refused as a bearer and must be exchanged at
   ``POST /api/token/refresh/``. Plain paths (``/plain/...``) need no auth; ``/special/...`` paths misbehave
-  on purpose (slow, huge, redirects).
+  on purpose (slow, huge, dripping, redirects), also under ``/data/upload/special/...`` (a media path, which
+  is all the fetcher requests from Label Studio's host).
 - Tasks: ``GET /api/tasks/?project=&page=&page_size=[&fields=all]`` pages like Label Studio (404 past the
   last page); annotations are included with ``fields=all``, as label-studio-sdk 2.1.2's
   ``tasks.list(project=P, fields="all")`` asks for them.
@@ -66,8 +67,10 @@ class FakeLabelStudio:
     local_files: dict[str, bytes] = field(default_factory=dict)  # "images/x.png" -> bytes
     plain: dict[str, bytes] = field(default_factory=dict)  # "/plain/x.png" -> bytes
     tasks: dict[int, list[dict]] = field(default_factory=dict)  # project -> task dicts (with "annotations")
+    storages: dict[int, list[str]] = field(default_factory=dict)  # project -> local storage paths
     requests: list[Seen] = field(default_factory=list)
     refreshes: int = 0
+    dripped: int = 0  # bytes /special/drip has sent
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -261,6 +264,8 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             path, query = self._record()
+            if path.startswith("/data/upload/special/"):  # the misbehaving paths, as Label Studio media paths
+                path = path[len("/data/upload"):]
             if path.startswith("/plain/"):
                 return self._plain(path)
             if path == "/special/slow":
@@ -278,6 +283,22 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
                     pass
                 self.close_connection = True
                 return None
+            if path == "/special/drip":  # one byte every ``s`` seconds: only a total deadline stops it
+                n, pause = int(query.get("n", ["50"])[0]), float(query.get("s", ["0.2"])[0])
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(n))
+                self.end_headers()
+                try:
+                    for _ in range(n):
+                        self.wfile.write(b"\0")
+                        self.wfile.flush()
+                        ls.dripped += 1
+                        time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+                return None
             if path == "/special/redirect":
                 return self._send(302, b"", Location=query["to"][0])
             if not ls.authorized(self.headers.get("Authorization")):
@@ -290,6 +311,15 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, data, "image/png") if data is not None else self._json(404, {})
             if path == "/api/tasks/":
                 return self._json(*ls.list_tasks(query))
+            if path == "/api/storages/localfiles/":
+                pid = int(query.get("project", ["0"])[0])
+                return self._json(200, [{"id": i + 1, "project": pid, "path": p, "type": "localfiles"}
+                                        for i, p in enumerate(ls.storages.get(pid, []))])
+            if path.startswith("/api/projects/") and path.rstrip("/").rsplit("/", 1)[-1].isdigit():
+                pid = int(path.rstrip("/").rsplit("/", 1)[-1])
+                if pid in ls.tasks:
+                    return self._json(200, {"id": pid, "title": f"project {pid}"})
+                return self._json(404, {"detail": "Not found."})
             if path == "/special/auth-redirect":
                 return self._send(302, b"", Location=query["to"][0])
             return self._json(404, {"detail": "Not found."})

@@ -98,3 +98,55 @@ def test_choose_channels() -> None:
     assert choose_channels([gray, gray_as_rgb, b"junk"]) == 1
     assert choose_channels([gray, png_bytes(color)]) == 3
     assert choose_channels([]) == 1
+
+
+def gray16_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A 16-bit grayscale PNG; a constant image compresses to a few kB whatever its size."""
+    if seed < 0:
+        arr = np.full((height, width), 40_000, np.uint16)
+    else:
+        arr = np.random.default_rng(seed).integers(0, 65535, (height, width)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_decode_memory_is_bounded_by_bytes_per_pixel_not_pixel_count() -> None:
+    """Under the 40 MP pixel limit, a 6300 x 6300 float TIFF needs 4 bytes a pixel (159 MB) and a 16-bit PNG 3
+    (119 MB: the pixels and the 8-bit result): each is judged on its header, before any pixel is decoded."""
+    png16 = gray16_png(6300, 6300, seed=-1)
+    assert len(png16) < 200_000
+    with pytest.raises(DecodeError, match="needs 114 MiB.*max_decode_bytes"):
+        decode_image(png16, max_decode_bytes=100 * 2**20)
+    buf = io.BytesIO()
+    Image.new("F", (6300, 6300), 1.5).save(buf, format="TIFF", compression="tiff_deflate")
+    assert len(buf.getvalue()) < 2_000_000
+    with pytest.raises(DecodeError, match="mode F needs 151 MiB"):
+        decode_image(buf.getvalue())  # the default budget, 128 MiB
+    with pytest.raises(DecodeError, match="max_decode_bytes"):
+        decode_image(png16, channels=3, max_decode_bytes=100 * 2**20)  # converting to RGB costs more, not less
+    # A budget, not a ban: the same kind of image that fits it decodes.
+    assert decode_image(gray16_png(300, 200, seed=-1), max_decode_bytes=300 * 200 * 3).shape == (1, 28, 28)
+    with pytest.raises(DecodeError, match="max_decode_bytes"):
+        decode_image(gray16_png(300, 200, seed=-1), max_decode_bytes=300 * 200 * 3 - 1)
+
+
+def test_16_bit_images_are_scaled_in_strips_without_a_full_size_float_copy() -> None:
+    """The result is the one the full-size float computation gives, and the numpy memory used on the way stays a
+    small part of the 2000 x 2000 image (the old path held two full-size float32 copies: 32 MB)."""
+    import tracemalloc
+
+    rng_img = np.random.default_rng(3).integers(0, 65535, (2000, 2000)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(rng_img).save(buf, format="PNG")
+    data = buf.getvalue()
+    tracemalloc.start()
+    out = decode_image(data, size=28)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    expected_l = (rng_img.astype(np.float32) * (255.0 / float(rng_img.max()))).clip(0, 255).astype(np.uint8)
+    expected = np.asarray(Image.fromarray(expected_l, "L").resize((28, 28), Image.Resampling.BILINEAR,
+                                                                   reducing_gap=3.0), np.float32) / 255.0
+    np.testing.assert_allclose(out[0], expected, atol=1e-6)
+    # The 8-bit result (4 MB) and one strip (2 MB as float32); never a full-size float32 array (16 MB).
+    assert peak < 8 * 2**20, f"peak traced memory {peak / 2**20:.1f} MiB"

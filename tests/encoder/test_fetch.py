@@ -87,13 +87,13 @@ def test_too_large_by_content_length_and_by_stream(fake_ls: FakeLabelStudio) -> 
         f.fetch(UPLOAD)  # declares its Content-Length
     assert err.value.reason == "too_large"
     with fetcher(fake_ls, None, max_bytes=1_000_000) as f, pytest.raises(FetchError) as err:
-        f.fetch(fake_ls.url + "/special/huge?mb=30")  # no Content-Length: counted while streaming
+        f.fetch(fake_ls.url + "/data/upload/special/huge?mb=30")  # no Content-Length: counted while streaming
     assert err.value.reason == "too_large" and "1000000" in str(err.value)
 
 
 def test_timeout(fake_ls: FakeLabelStudio) -> None:
     with fetcher(fake_ls, None, timeout=0.3) as f, pytest.raises(FetchError) as err:
-        f.fetch(fake_ls.url + "/special/slow?s=2")
+        f.fetch(fake_ls.url + "/data/upload/special/slow?s=2")
     assert err.value.reason == "timeout"
 
 
@@ -119,8 +119,8 @@ def test_allowed_foreign_host_never_gets_credentials(
     with fetcher(fake_ls, fake_ls.legacy_key, allowed_hosts=("*",), allow_private_networks=True) as f:
         assert f.fetch(url) == digit_pngs[3]
         # A redirect from Label Studio to the other host: followed, credentials dropped.
-        assert f.fetch(f"/special/auth-redirect?to={url}") == digit_pngs[3]
-    assert fake_ls.hits("/special/auth-redirect")[0].headers["Authorization"].startswith("Token ")
+        assert f.fetch(f"/data/upload/special/auth-redirect?to={url}") == digit_pngs[3]
+    assert fake_ls.hits("/data/upload/special/auth-redirect")[0].headers["Authorization"].startswith("Token ")
     assert len(foreign_host.requests) == 2
     assert all("Authorization" not in r.headers for r in foreign_host.requests)
 
@@ -128,8 +128,8 @@ def test_allowed_foreign_host_never_gets_credentials(
 def test_redirects_and_urls_to_metadata_address_are_refused(fake_ls: FakeLabelStudio) -> None:
     target = "http://169.254.169.254/latest/meta-data/"
     with fetcher(fake_ls, fake_ls.legacy_key) as f, pytest.raises(FetchError) as err:
-        f.fetch(f"/special/redirect?to={target}")  # Label Studio's host redirects to cloud metadata
-    assert len(fake_ls.hits("/special/redirect")) == 1
+        f.fetch(f"/data/upload/special/redirect?to={target}")  # Label Studio's host redirects to cloud metadata
+    assert len(fake_ls.hits("/data/upload/special/redirect")) == 1
     assert err.value.reason == "refused_host" and "169.254.169.254" in str(err.value)
     with fetcher(fake_ls, None, allowed_hosts=("*",)) as f, pytest.raises(FetchError) as err:
         f.fetch(target)
