@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from backend.config import Config
-from backend.labelstudio import iter_tasks, label_studio_access
+from backend.labelstudio import LabelStudioAccess, iter_tasks, label_studio_access, local_storage_scope
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import DecodeError, choose_channels, decode_image
@@ -154,8 +154,16 @@ def load_tasks(opts: EncodeOptions, config: Config, store: Store, progress: bool
 
 
 def _ls_access(opts: EncodeOptions, config: Config, store: Store) -> tuple[str | None, str | None]:
-    url, key = label_studio_access(config, store.project(opts.project))
-    return (opts.ls_url or url), key
+    access = _access(opts, config, store)
+    return access.url, access.api_key
+
+
+def _access(opts: EncodeOptions, config: Config, store: Store) -> LabelStudioAccess:
+    """The configured access; ``--ls-url`` names the URL the configured key goes to (the admin's choice)."""
+    access = label_studio_access(config, store.project(opts.project))
+    if opts.ls_url:
+        return LabelStudioAccess(opts.ls_url.rstrip("/"), config.label_studio_api_key or None, True)
+    return access
 
 
 def make_fetcher(opts: EncodeOptions, config: Config, store: Store) -> Any:
@@ -165,9 +173,11 @@ def make_fetcher(opts: EncodeOptions, config: Config, store: Store) -> Any:
     """
     if opts.images:
         return DirectoryFetcher(opts.images, max_bytes=config.max_image_bytes)
-    settings = config.fetch_settings(*_ls_access(opts, config, store))
-    settings = replace(settings, workers=opts.workers,
-                       local_files_root=opts.local_files_root or settings.local_files_root)
+    access = _access(opts, config, store)
+    scope = local_storage_scope(replace(config, local_files_root=opts.local_files_root or config.local_files_root),
+                                access, opts.project) if access.usable else None
+    settings = replace(access.fetch_settings(config, scope), workers=opts.workers,
+                       local_files_root=opts.local_files_root or config.local_files_root or None)
     return ImageFetcher.from_settings(settings)
 
 
@@ -316,7 +326,8 @@ def encode_project(
         threads = torch.get_num_threads()
         torch.set_num_threads(max(1, opts.encode_threads))
         try:
-            encoder = TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels)
+            encoder = TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels,
+                                  max_decode_bytes=config.max_decode_bytes)
             encode_all(store, pid, artifact, encoder, tasks, pre, pre_failed, summary, opts.batch_size, progress,
                        on_batch)
         finally:

@@ -44,16 +44,31 @@ class Config:
     # Encoder objective for bulk encoding (scripts/encode_tasks.py): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
     encoder_objective: str = "contrastive"
-    # Requests
-    max_content_length: int = 64 * 1024 * 1024
+    # Requests: what one request may cost (docs/guarantees.md, "Bounded work per request")
+    max_content_length: int = 32 * 1024 * 1024
+    max_json_values: int = 2_000_000  # counted on the raw body before it is parsed
+    predict_max_tasks: int = 10_000
+    webhook_max_tasks: int = 10_000  # TASKS_CREATED / TASKS_DELETED
     predict_encode_limit: int = 64
     # Image fetching (see encoder.fetch)
     fetch_timeout: float = 10.0
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    max_decode_bytes: int = 128 * 1024 * 1024
     allowed_hosts: tuple[str, ...] = ()
     allow_private_networks: bool = False
     local_files_root: str = ""
+    # Label Studio's LOCAL_FILES_DOCUMENT_ROOT as Label Studio sees it (its storages' paths start with it);
+    # empty: the same path as local_files_root (both on one machine).
+    local_files_ls_root: str = ""
+    # Per-process caches, bounded in bytes (backend.cache)
+    config_cache_bytes: int = 16 * 1024 * 1024
+    head_cache_bytes: int = 256 * 1024 * 1024
+    encoder_cache_bytes: int = 256 * 1024 * 1024
+    fetcher_cache_bytes: int = 64 * 1024 * 1024
+    # Metrics and the status page: how many projects and versions they list
+    metrics_projects: int = 100
+    metrics_versions: int = 3
     # Lost webhooks (see backend.reconcile)
     reconcile_delay: float = 2.0
     reconcile_interval: float = 60.0
@@ -73,13 +88,24 @@ class Config:
         "head": "DALT_HEAD",
         "encoder_objective": "DALT_ENCODER_OBJECTIVE",
         "max_content_length": "DALT_MAX_CONTENT_LENGTH",
+        "max_json_values": "DALT_MAX_JSON_VALUES",
+        "predict_max_tasks": "DALT_PREDICT_MAX_TASKS",
+        "webhook_max_tasks": "DALT_WEBHOOK_MAX_TASKS",
         "predict_encode_limit": "DALT_PREDICT_ENCODE_LIMIT",
         "fetch_timeout": "DALT_FETCH_TIMEOUT",
         "max_image_bytes": "DALT_MAX_IMAGE_BYTES",
         "max_image_pixels": "DALT_MAX_IMAGE_PIXELS",
+        "max_decode_bytes": "DALT_MAX_DECODE_BYTES",
         "allowed_hosts": "DALT_ALLOWED_HOSTS",
         "allow_private_networks": "DALT_ALLOW_PRIVATE_NETWORKS",
         "local_files_root": "DALT_LOCAL_FILES_ROOT",
+        "local_files_ls_root": "DALT_LOCAL_FILES_LS_ROOT",
+        "config_cache_bytes": "DALT_CONFIG_CACHE_BYTES",
+        "head_cache_bytes": "DALT_HEAD_CACHE_BYTES",
+        "encoder_cache_bytes": "DALT_ENCODER_CACHE_BYTES",
+        "fetcher_cache_bytes": "DALT_FETCHER_CACHE_BYTES",
+        "metrics_projects": "DALT_METRICS_PROJECTS",
+        "metrics_versions": "DALT_METRICS_VERSIONS",
         "reconcile_delay": "DALT_RECONCILE_DELAY",
         "reconcile_interval": "DALT_RECONCILE_INTERVAL",
     }
@@ -119,16 +145,31 @@ class Config:
         """Basic auth is on only when both user and password are set."""
         return bool(self.basic_auth_user and self.basic_auth_pass)
 
-    def fetch_settings(self, ls_url: str | None = None, api_key: str | None = None) -> FetchSettings:
-        """The encoder package's settings from this configuration; ``ls_url``/``api_key`` override the
-        configured Label Studio URL and key (e.g. with those ``/setup`` saved for a project)."""
+    def fetch_settings(self, ls_url: str | None = None, api_key: str | None = None, *, ls_trusted: bool = True,
+                       local_files_scope: tuple[str, ...] | None = None) -> FetchSettings:
+        """The encoder package's settings with this configuration's limits, for one Label Studio URL and key.
+
+        Which URL and key (and whether the URL is trusted) is decided by ``backend.labelstudio`` alone
+        (``LabelStudioAccess.fetch_settings``); nothing here falls back to the configured key, so a key never
+        travels with a URL it was not configured with.
+
+        Args:
+            ls_trusted: the URL is the configured ``LABEL_STUDIO_URL`` (exempt from the private-address
+                check); False for a ``hostname`` that ``/setup`` sent.
+            local_files_scope: directories (as Label Studio names them) whose files may be read from disk
+                for this project (its local storages); None: no scoping (a command run by hand on an export).
+        """
         return FetchSettings(
-            ls_url=ls_url or self.label_studio_url or None,
-            api_key=api_key or self.label_studio_api_key or None,
+            ls_url=ls_url or None,
+            api_key=api_key or None,
+            ls_trusted=ls_trusted,
             timeout=self.fetch_timeout,
             max_bytes=self.max_image_bytes,
             max_pixels=self.max_image_pixels,
+            max_decode_bytes=self.max_decode_bytes,
             allowed_hosts=self.allowed_hosts,
             allow_private_networks=self.allow_private_networks,
             local_files_root=self.local_files_root or None,
+            local_files_ls_root=self.local_files_ls_root or self.local_files_root or None,
+            local_files_scope=local_files_scope,
         )

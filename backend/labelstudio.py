@@ -1,45 +1,125 @@
 """Everything that talks to Label Studio's API, and which URL and key to talk to it with.
 
-Credentials come from the configuration (``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``) first, else from
-what Label Studio itself sent with ``/setup`` (``hostname`` and the project creator's ``access_token``),
-so a backend connected from the UI works without its own key. The API is used through label-studio-sdk,
-which accepts both a legacy key and a personal access token (and refreshes the latter by itself).
+Credentials, the rule (the ONE place it is applied): a key travels only with the URL it was configured
+with.
 
-label-studio-sdk is imported on first use: the webhook and reconcile paths must stay light (no torch,
-no SDK import at startup).
+* ``LABEL_STUDIO_URL`` configured: downloads and crawls go there, with ``LABEL_STUDIO_API_KEY`` (if set).
+  What ``/setup`` sends (``hostname``, ``access_token``) is ignored and not even saved (logged once).
+  This URL is *trusted*: its host may be on a private network (a Label Studio next to the backend).
+* No ``LABEL_STUDIO_URL``: ``/setup``'s ``hostname`` and ``access_token`` are saved as ONE pair (a later
+  ``/setup`` replaces both, so a token is never paired with another hostname) and used together. That
+  hostname is *not* trusted (``/setup`` needs no credentials unless basic auth is on): its addresses are
+  checked like any other host's, so it can never point downloads at loopback, a private network or a
+  metadata address unless ``DALT_ALLOW_PRIVATE_NETWORKS`` is on. ``LABEL_STUDIO_API_KEY`` without
+  ``LABEL_STUDIO_URL`` is never sent anywhere (logged once).
+* Neither (and no ``/setup`` yet): no access; relative image URLs cannot be fetched, reconcile is off.
+
+The API is used through label-studio-sdk, which accepts both a legacy key and a personal access token
+(and refreshes the latter by itself). label-studio-sdk is imported on first use: the webhook and reconcile
+paths must stay light (no torch, no SDK import at startup).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from backend.cache import ByteLRU
 from backend.config import Config
+from encoder.netguard import check_public, origin
+from encoder.settings import FetchSettings
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 100
 TIMEOUT = 60
+SETUP_FIELD = "setup_access"  # the project setting that holds /setup's {hostname, access_token} pair
+STORAGE_SCOPE_TTL = 60.0  # seconds a project's local storage paths are trusted before they are read again
 
 
-class LabelStudioAccess(NamedTuple):
-    """A Label Studio URL and API key; either may be None when nothing configures it."""
+@dataclass(frozen=True)
+class LabelStudioAccess:
+    """A Label Studio URL and the key that goes with it; ``trusted`` when the admin configured the URL."""
 
     url: str | None
-    api_key: str | None
+    api_key: str | None = field(default=None, repr=False)
+    trusted: bool = False
 
     @property
     def usable(self) -> bool:
         """Both are known, so the API can be called."""
         return bool(self.url and self.api_key)
 
+    def fetch_settings(self, config: Config, local_files_scope: tuple[str, ...] | None = ()) -> FetchSettings:
+        """The image fetcher's settings for this URL and key (with the configured limits)."""
+        return config.fetch_settings(self.url, self.api_key, ls_trusted=self.trusted,
+                                     local_files_scope=local_files_scope)
+
+    def check_reachable(self, config: Config) -> None:
+        """Refuse an untrusted URL whose host is not public (before an API call, as downloads do).
+
+        Raises:
+            encoder.netguard.RefusedHost: the host resolves to a loopback, private or reserved address.
+        """
+        if self.url and not self.trusted and not config.allow_private_networks:
+            _, host, port = origin(urlsplit(self.url))
+            check_public(host, port)
+
+
+_logged: set[str] = set()
+
+
+def _log_once(key: str, message: str, *args: object) -> None:
+    if key not in _logged and len(_logged) < 1000:
+        _logged.add(key)
+        log.warning(message, *args)
+
+
+def _http_url(value: object) -> str | None:
+    if not isinstance(value, str) or len(value) > 2048:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return value.strip().rstrip("/")
+
 
 def label_studio_access(config: Config, project: Mapping[str, Any]) -> LabelStudioAccess:
-    """Label Studio URL and key: the configured ones first, else those ``/setup`` saved for the project."""
-    url = config.label_studio_url or project.get("hostname") or None
-    key = config.label_studio_api_key or project.get("access_token") or None
-    return LabelStudioAccess((str(url) if url else None), (str(key) if key else None))
+    """The URL and key to reach Label Studio for a project, by the rule in the module docstring."""
+    if config.label_studio_url:
+        return LabelStudioAccess(config.label_studio_url.rstrip("/"), config.label_studio_api_key or None, True)
+    if config.label_studio_api_key:
+        _log_once("unpaired-key", "LABEL_STUDIO_API_KEY is set without LABEL_STUDIO_URL: it is never sent anywhere "
+                  "(a key only travels with the URL it was configured with); set LABEL_STUDIO_URL")
+    saved = project.get(SETUP_FIELD)
+    if isinstance(saved, Mapping) and (url := _http_url(saved.get("hostname"))):
+        token = saved.get("access_token")
+        return LabelStudioAccess(url, token if isinstance(token, str) and token else None, False)
+    return LabelStudioAccess(None, None, False)
+
+
+def setup_access(config: Config, hostname: object, access_token: object) -> dict[str, str] | None:
+    """What a ``/setup`` request's ``hostname`` and ``access_token`` become in the project's settings.
+
+    Returns:
+        The pair to save under :data:`SETUP_FIELD` (both replaced together, empty strings for what is
+        missing or invalid), or None when ``LABEL_STUDIO_URL`` is configured: then they are ignored.
+    """
+    if config.label_studio_url:
+        if hostname and _http_url(hostname) != config.label_studio_url.rstrip("/"):
+            _log_once("setup-ignored", "/setup sent hostname %r; ignored: LABEL_STUDIO_URL is configured and "
+                      "downloads and crawls only go there", str(hostname)[:200])
+        return None
+    url = _http_url(hostname)
+    token = access_token if isinstance(access_token, str) and url and len(access_token) <= 4096 else ""
+    return {"hostname": url or "", "access_token": token}
 
 
 def client(url: str, api_key: str, timeout: float = TIMEOUT) -> LabelStudio:
@@ -86,5 +166,48 @@ def fetch_annotations(
     return out, page
 
 
+def project_exists(access: LabelStudioAccess, pid: int) -> bool:
+    """Whether Label Studio has the project (False only on a 404; other errors raise, so a job retries)."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    try:
+        client(str(access.url), str(access.api_key), timeout=30).projects.get(id=pid)
+    except ApiError as exc:
+        if exc.status_code == 404:
+            return False
+        raise
+    return True
+
+
 def _id(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+_scopes: ByteLRU[tuple[str, int], tuple[float, tuple[str, ...]]] = ByteLRU(
+    1 << 20, lambda entry: 64 + sum(len(p) for p in entry[1]), name="local storage scopes")
+
+
+def local_storage_scope(config: Config, access: LabelStudioAccess, pid: int) -> tuple[str, ...]:
+    """The project's local storage paths (as Label Studio names them): the files DALT may read from disk.
+
+    Label Studio serves ``/data/local-files/?d=...`` only when a local storage of a project the user can
+    see contains the file; DALT applies it per task: a task reads from disk only inside its own project's
+    storages. Read through the trusted API only (an untrusted ``/setup`` host could claim any path), and
+    cached for :data:`STORAGE_SCOPE_TTL` seconds. Empty when unknown: then every local file is downloaded
+    through Label Studio, which checks permissions itself.
+    """
+    if not config.local_files_root or not access.trusted or not access.usable:
+        return ()
+    key = (str(access.url), int(pid))
+    hit = _scopes.get(key)
+    if hit is not None and time.monotonic() - hit[0] < STORAGE_SCOPE_TTL:
+        return hit[1]
+    try:
+        storages = client(str(access.url), str(access.api_key), timeout=10).import_storage.local.list(project=pid)
+        paths = tuple(sorted({str(s.path) for s in storages or [] if getattr(s, "path", None)}))
+    except Exception as exc:  # noqa: BLE001 - Label Studio unreachable: download through it instead
+        log.warning("project %s: local storages unavailable (%s); local files are downloaded through Label "
+                    "Studio", pid, type(exc).__name__)
+        paths = ()
+    _scopes.put(key, (time.monotonic(), paths))
+    return paths

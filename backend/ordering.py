@@ -96,8 +96,8 @@ def label_studio_client(config: Config, store: Store, pid: int, ls_url: str | No
     """
     from backend.labelstudio import client, label_studio_access
 
-    url, key = label_studio_access(config, store.project(pid))
-    url = ls_url or url
+    access = label_studio_access(config, store.project(pid))
+    url, key = (ls_url or access.url), (config.label_studio_api_key if ls_url else access.api_key)
     if not url or not key:
         raise ValueError("set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (or connect the backend first)")
     return client(url, key, timeout=60)

@@ -11,9 +11,12 @@ the project through the API; how such jobs are coalesced and rate limited is wri
 counters: those also catch a lost *update*, which leaves the counts unchanged.
 
 The resync (this module) reads every task with its annotations (``backend.labelstudio.fetch_annotations``)
-and makes the backend's labels match. Webhooks keep arriving meanwhile, so it only changes annotations
-that no webhook touched since the crawl began (compared with a snapshot taken before it): what a webhook
-wrote during the crawl is newer than what the crawl read.
+and makes the backend's labels match exactly what Label Studio holds: annotations it lacks are added
+(also one a forged ``ANNOTATIONS_DELETED`` removed), changed ones updated, ones it no longer has removed.
+Webhooks keep arriving meanwhile, so it only changes annotations that no webhook changed since the crawl
+began: each webhook stamps the annotations it changes with a per-project counter (``store.labels``), the
+crawl notes the counter first, and every write is conditional on the stamp inside the Lua script. What a
+webhook wrote during the crawl is newer than what the crawl read, even when the label went A -> B -> A.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from backend.labelstudio import fetch_annotations, label_studio_access
 from backend.ledger import counters_disagree
 from backend.queueing import enqueue_training
 from backend.store import Store
+from encoder.netguard import RefusedHost
 
 log = logging.getLogger(__name__)
 
@@ -78,28 +82,30 @@ def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = F
         if not counters_disagree(store.ls_counters(pid), len(live), len(skipped)):
             result.status, result.reason = "in_sync", "the counters of the latest webhook match"
             return result
-    ls_url, api_key = label_studio_access(config, project)
-    if not ls_url or not api_key:
+    access = label_studio_access(config, project)
+    if not access.usable:
         result.reason = "no Label Studio URL and key (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY or /setup's)"
         return result
+    try:
+        access.check_reachable(config)
+    except RefusedHost as exc:
+        result.reason = f"Label Studio URL from /setup refused: {exc}"
+        return result
 
+    seq = store.touch_seq(pid)  # FIRST: webhooks from now on stamp what they change above this
     before = store.annotation_labels(pid)
     live_before, skipped_before = store.seen_annotations(pid)
-    remote, result.pages = fetch_annotations(ls_url, api_key, pid)
-    for ann_id in store.deleted_annotation_ids(pid) & set(remote):  # deleted while the crawl ran
-        del remote[ann_id]
-    now = store.annotation_labels(pid)
+    remote, result.pages = fetch_annotations(str(access.url), str(access.api_key), pid)
+    touched = store.touched_since(pid, seq)  # changed by webhooks while we crawled: newer than the crawl
     live_now, skipped_now = store.seen_annotations(pid)
     result.ls_annotations = len(remote)
 
-    def untouched(ann_id: int) -> bool:  # no webhook changed it while we crawled
-        return now.get(ann_id) == before.get(ann_id)
-
-    changed = 0
+    batch = store.batch()
+    writes = []
     for ann_id, (task_id, ann) in remote.items():
         label = _label(cfg, ann)
         want = (task_id, label) if label is not None else None
-        if want == before.get(ann_id) or not untouched(ann_id):
+        if ann_id in touched or want == before.get(ann_id):
             continue
         if ann_id in before and want is not None:
             result.updated += 1
@@ -107,11 +113,13 @@ def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = F
             result.added += 1
         elif ann_id in before:
             result.removed += 1
-        changed += int(store.record_annotation(pid, ann_id, task_id, label))
-    stale = [a for a in before if a not in remote and untouched(a)]
-    if stale:
-        result.removed += len(stale)
-        changed += store.delete_annotations(pid, stale)
+        writes.append(store.record_annotation_in(batch, pid, ann_id, task_id, label, unless_touched_since=seq))
+    for ann_id in before.keys() - remote.keys() - touched:  # gone from Label Studio (or never there: forged)
+        result.removed += 1
+        writes.append(store.record_annotation_in(batch, pid, ann_id, before[ann_id][0], None,
+                                                 unless_touched_since=seq))
+    batch.execute()
+    changed = sum(int(w.value) for w in writes)
 
     # The seen sets become Label Studio's, plus what webhooks added and minus what they deleted meanwhile.
     remote_live = {a for a, (_, ann) in remote.items() if not ann.get("was_cancelled")}

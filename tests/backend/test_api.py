@@ -31,7 +31,8 @@ def test_setup_answers_v0_before_training_and_saves_the_project(client, ls_paylo
     resp = client.post("/setup", json=ls_payload("setup"))
     assert resp.status_code == 200 and resp.json == {"model_version": "v0"}
     assert store.project(1)["classes"] == ["zero", "one", "two"]
-    assert store.project(1)["hostname"] == "http://localhost:18080"
+    # No LABEL_STUDIO_URL here: /setup's hostname and token are saved as one pair.
+    assert store.project(1)["setup_access"]["hostname"] == "http://localhost:18080"
 
 
 def test_setup_refuses_unsupported_configs_with_a_message(client, ls_payload):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from backend import encoding
 from backend.config import Config
-from backend.labelstudio import label_studio_access
+from backend.labelstudio import LabelStudioAccess, label_studio_access
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import decode_image
@@ -35,8 +37,11 @@ def test_encodes_with_setup_credentials_stores_and_caches(
     store: Store, config: Config, fake_ls: FakeLabelStudio, artifact: EncoderArtifact, digit_pngs, monkeypatch
 ) -> None:
     store.put_encoder(3, artifact.version, artifact.to_bytes(), artifact.meta())
-    # What /setup saved: Label Studio's address and the creator's legacy key; the label config's image key.
-    store.save_project(3, hostname=fake_ls.url, access_token=fake_ls.legacy_key, image_key="img")
+    # What /setup saved (no LABEL_STUDIO_URL configured): Label Studio's address and the creator's legacy key
+    # as one pair; the label config's image key. The fake is on loopback: an untrusted /setup host passes
+    # the private-address check only with DALT_ALLOW_PRIVATE_NETWORKS.
+    store.save_project(3, setup_access={"hostname": fake_ls.url, "access_token": fake_ls.legacy_key}, image_key="img")
+    config = dataclasses.replace(config, allow_private_networks=True)
     loads = []
     real = EncoderArtifact.from_bytes
     monkeypatch.setattr(EncoderArtifact, "from_bytes", classmethod(lambda cls, b: loads.append(1) or real(b)))
@@ -57,30 +62,35 @@ def test_encodes_with_setup_credentials_stores_and_caches(
     assert len(loads) <= 1  # loaded from Redis at most once per (project, version), then cached
 
 
-def test_configured_key_wins_over_setup(config: Config) -> None:
-    import dataclasses
-
-    cfg = dataclasses.replace(config, label_studio_url="http://ls:8080", label_studio_api_key="cfg-key")
-    assert label_studio_access(cfg, {"hostname": "http://x", "access_token": "t"}) == (
-        "http://ls:8080",
-        "cfg-key",
-    )
-    assert label_studio_access(config, {"hostname": "http://x", "access_token": "t"}) == ("http://x", "t")
-    assert label_studio_access(config, {}) == (None, None)
+SETUP = {"setup_access": {"hostname": "http://x", "access_token": "t"}}
 
 
-def test_fetch_settings_come_from_the_config_and_setup_can_override_the_label_studio_access() -> None:
-    import dataclasses
+@pytest.mark.parametrize(
+    ("url", "key", "expected"),
+    [
+        ("http://ls:8080", "cfg-key", LabelStudioAccess("http://ls:8080", "cfg-key", True)),  # /setup ignored
+        ("http://ls:8080", "", LabelStudioAccess("http://ls:8080", None, True)),  # never /setup's token
+        ("", "cfg-key", LabelStudioAccess("http://x", "t", False)),  # the key alone never travels
+        ("", "", LabelStudioAccess("http://x", "t", False)),  # /setup's pair, untrusted
+    ],
+)
+def test_a_key_travels_only_with_the_url_it_was_configured_with(config: Config, url, key, expected) -> None:
+    cfg = dataclasses.replace(config, label_studio_url=url, label_studio_api_key=key)
+    assert label_studio_access(cfg, SETUP) == expected
+    assert label_studio_access(cfg, {}) == (expected if url else LabelStudioAccess(None, None, False))
+    assert "cfg-key" not in repr(label_studio_access(cfg, SETUP))  # never in a log line through repr()
 
+
+def test_fetch_settings_carry_the_access_and_the_configured_limits() -> None:
     cfg = dataclasses.replace(Config(), label_studio_url="http://ls:8080", label_studio_api_key="cfg-key",
                               fetch_timeout=4.0, max_image_bytes=123, max_image_pixels=456,
                               allowed_hosts=("a.example",), allow_private_networks=True, local_files_root="/data")
-    s = cfg.fetch_settings()
-    assert (s.ls_url, s.api_key, s.timeout, s.max_bytes, s.max_pixels, s.allowed_hosts) == (
-        "http://ls:8080", "cfg-key", 4.0, 123, 456, ("a.example",))
-    assert s.allow_private_networks and s.local_files_root == "/data"
-    explicit = cfg.fetch_settings("http://other", "k2")  # e.g. what /setup saved for the project
-    assert (explicit.ls_url, explicit.api_key) == ("http://other", "k2")
+    s = label_studio_access(cfg, SETUP).fetch_settings(cfg)
+    assert (s.ls_url, s.api_key, s.ls_trusted, s.timeout, s.max_bytes, s.max_pixels, s.allowed_hosts) == (
+        "http://ls:8080", "cfg-key", True, 4.0, 123, 456, ("a.example",))
+    assert s.allow_private_networks and s.local_files_root == "/data" and s.local_files_scope == ()
+    untrusted = label_studio_access(Config(), SETUP).fetch_settings(Config())
+    assert (untrusted.ls_url, untrusted.api_key, untrusted.ls_trusted) == ("http://x", "t", False)
     assert Config().fetch_settings().ls_url is None and Config().fetch_settings().local_files_root is None
 
 
