@@ -8,7 +8,19 @@ values and never looks at the payload again. What Label Studio sends (observed o
 * ``ANNOTATIONS_CREATED`` (bulk: predictions turned into annotations, imports with annotations): the same,
   but ``annotation`` holds a LIST of annotations (accepted under ``annotations`` too);
 * ``ANNOTATIONS_DELETED``: ``{action, annotations: [{id}], project}`` (ids only);
+* ``TASKS_DELETED``: ``{action, tasks: [{id}], project}`` (ids only; the data manager's delete action and
+  ``DELETE /api/tasks/ID``; deleting ALL tasks of a project sends it to organization webhooks only, without
+  ``project``, which is refused here: nothing says which project it was);
+* ``PROJECT_DELETED``: ``{action, project: {id}}``, sent to organization webhooks only (a project's own
+  webhook, like the one connecting an ML backend, is deleted with it and never receives it);
 * ``START_TRAINING`` (the Train button), ``TASKS_CREATED`` (``tasks: [...]``), and others we ignore.
+
+Bounds, checked here so that no hostile payload reaches Redis or a job: ids are integers in
+``[0, 2**63)`` (Redis, numpy and Label Studio's database all use int64; a larger id would be stored and
+then break every training run); a task list holds at most ``max_tasks`` entries (:class:`TooLarge`,
+answered 413); a new task keeps only its id and its image reference (a string of at most
+:data:`MAX_IMAGE_REF` characters), never the rest of its data, so a deeply nested or huge ``data`` never
+reaches a job; an annotation's ``lead_time`` is clamped to :data:`MAX_LEAD_TIME`.
 
 ``project`` carries the label config, ``min_annotations_to_start_training``, the title and counters
 (``total_annotations_number``, ...) computed after the event was saved, which reveal lost webhooks.
@@ -28,6 +40,9 @@ from typing import Any
 from backend.labelconfig import ClassificationConfig, cached_config
 
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+MAX_ID = 2**63 - 1  # int64: Redis, numpy and Label Studio's database
+MAX_LEAD_TIME = 24 * 3600.0  # seconds; longer is an annotator who left the tab open
+MAX_IMAGE_REF = 4096  # characters of a new task's image reference kept for its encoding job
 # The project counters a webhook carries that reconciling uses.
 COUNTERS = ("total_annotations_number", "skipped_annotations_number", "num_tasks_with_annotations", "task_number")
 
@@ -36,6 +51,10 @@ ConfigLookup = Callable[[int], ClassificationConfig | None]
 
 class BadEvent(ValueError):
     """The payload lacks what its action needs, or says something invalid (answered with 400)."""
+
+
+class TooLarge(BadEvent):
+    """The payload names more tasks than one webhook may (answered with 413)."""
 
 
 def project_id(value: Any) -> int:
@@ -65,10 +84,11 @@ def project_id(value: Any) -> int:
 
 
 def finite_lead_time(value: object) -> float | None:
-    """An annotation's ``lead_time`` (seconds) when it is a finite number >= 0, else None."""
+    """An annotation's ``lead_time`` (seconds) when it is a finite number >= 0 (at most
+    :data:`MAX_LEAD_TIME`: larger values are clamped, so sums stay finite), else None."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return float(value)
+        if value >= 0 and math.isfinite(value):
+            return min(float(value), MAX_LEAD_TIME)
     return None
 
 
@@ -126,9 +146,22 @@ class StartTraining(Event):
 
 @dataclass(frozen=True)
 class TasksCreated(Event):
-    """``TASKS_CREATED``: the new tasks (``{"id", "data"}`` each) to encode ahead of their first /predict."""
+    """``TASKS_CREATED``: the new tasks to encode ahead of their first /predict, each slimmed to
+    ``{"id", "data": {image key: reference}}`` (``data`` empty when the reference is missing or too long)."""
 
     tasks: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class TasksDeleted(Event):
+    """``TASKS_DELETED``: ids of tasks Label Studio deleted."""
+
+    task_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProjectDeleted(Event):
+    """``PROJECT_DELETED`` (organization webhooks only)."""
 
 
 @dataclass(frozen=True)
@@ -136,16 +169,18 @@ class OtherEvent(Event):
     """Any other action: acknowledged, nothing recorded but the project's settings and counters."""
 
 
-def parse_event(payload: object, saved_config: ConfigLookup | None = None) -> Event:
+def parse_event(payload: object, saved_config: ConfigLookup | None = None, *, max_tasks: int = 10_000) -> Event:
     """Parse and validate one webhook payload.
 
     Args:
         saved_config: ``pid -> config or None``, asked only when the payload carries no label config that
             DALT can serve.
+        max_tasks: most tasks a ``TASKS_CREATED`` / ``TASKS_DELETED`` may name.
 
     Raises:
-        BadEvent: not an object, no action, no project id, malformed action fields, or a chosen label
-            that is not one of the project's classes.
+        TooLarge: more than ``max_tasks`` tasks.
+        BadEvent: not an object, no action, no project id, malformed action fields, an id outside int64,
+            or a chosen label that is not one of the project's classes.
     """
     if not isinstance(payload, dict):
         raise BadEvent("webhook body must be a JSON object")
@@ -161,17 +196,37 @@ def parse_event(payload: object, saved_config: ConfigLookup | None = None) -> Ev
     if action == "ANNOTATIONS_DELETED":
         ids = _deleted_ids(payload)
         return AnnotationsDeleted(action, project, _config(project, saved_config), ids)
-    if action == "TASKS_CREATED":
-        tasks = payload.get("tasks")
-        if not isinstance(tasks, list):
-            raise BadEvent("TASKS_CREATED needs a 'tasks' list")
-        slim = tuple(
-            {"id": t["id"], "data": t.get("data") or {}} for t in tasks if isinstance(t, dict) and _is_id(t.get("id"))
-        )
-        return TasksCreated(action, project, _config(project, saved_config), slim)
+    if action in ("TASKS_CREATED", "TASKS_DELETED"):
+        tasks = _task_list(payload, action, max_tasks)
+        config = _config(project, saved_config)
+        if action == "TASKS_DELETED":
+            return TasksDeleted(action, project, config, tuple(t["id"] for t in tasks))
+        return TasksCreated(action, project, config, tuple(_slim(t, config) for t in tasks))
+    if action == "PROJECT_DELETED":
+        return ProjectDeleted(action, project, _config(project, saved_config))
     if action == "START_TRAINING":
         return StartTraining(action, project, _config(project, saved_config))
     return OtherEvent(action, project, _config(project, saved_config))
+
+
+def _task_list(payload: dict, action: str, max_tasks: int) -> list[dict]:
+    tasks = payload.get("tasks")
+    if not isinstance(tasks, list):
+        raise BadEvent(f"{action} needs a 'tasks' list")
+    if len(tasks) > max_tasks:
+        raise TooLarge(f"{action} names {len(tasks)} tasks; at most {max_tasks} per webhook (DALT_WEBHOOK_MAX_TASKS)")
+    if not all(isinstance(t, dict) and _is_id(t.get("id")) for t in tasks):
+        raise BadEvent(f"{action} needs task objects with integer ids in [0, 2**63)")
+    return tasks
+
+
+def _slim(task: dict, config: ClassificationConfig | None) -> dict:
+    """What encoding a new task needs: its id and its image reference (nothing nested, nothing large)."""
+    data = task.get("data")
+    ref = data.get(config.image_key) if config is not None and isinstance(data, dict) else None
+    if isinstance(ref, str) and len(ref) <= MAX_IMAGE_REF:
+        return {"id": task["id"], "data": {config.image_key: ref}}
+    return {"id": task["id"], "data": {}}
 
 
 def _project(value: object) -> ProjectInfo:
@@ -225,7 +280,7 @@ def _annotation(ann: object, action: str, config: ClassificationConfig | None, t
     if task_id is None and isinstance(task, dict):
         task_id = task.get("id")
     if not _is_id(ann_id) or not _is_id(task_id):
-        raise BadEvent(f"{action} needs integer 'annotation.id' and 'annotation.task'")
+        raise BadEvent(f"{action} needs integer 'annotation.id' and 'annotation.task' in [0, 2**63)")
     result = ann.get("result")
     if result is not None and not isinstance(result, list):
         raise BadEvent("'annotation.result' must be a list")
@@ -245,7 +300,7 @@ def _deleted_ids(payload: dict) -> tuple[int, ...]:
         raise BadEvent("ANNOTATIONS_DELETED needs an 'annotations' list")
     ids = [a.get("id") for a in anns if isinstance(a, dict)]
     if not ids or not all(_is_id(i) for i in ids):
-        raise BadEvent("ANNOTATIONS_DELETED needs annotations with integer ids")
+        raise BadEvent("ANNOTATIONS_DELETED needs annotations with integer ids in [0, 2**63)")
     return tuple(ids)
 
 
@@ -262,4 +317,4 @@ def _unknown_choice(cfg: ClassificationConfig, items: list | None) -> str | None
 
 
 def _is_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID

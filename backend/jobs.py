@@ -26,7 +26,10 @@ TRAIN_LOCK_TTL = 15.0
 
 
 def _context() -> tuple[Store, Config]:
+    from backend import labelconfig
+
     config = Config.from_env()
+    labelconfig.config_cache.resize(config.config_cache_bytes)
     job = get_current_job()
     if job is not None:
         return Store(job.connection, keep_versions=config.keep_versions), config
@@ -38,6 +41,9 @@ def train_project_job(pid: int) -> dict:
     from backend.training import train_project
 
     store, config = _context()
+    if not store.project(pid).get("label_config"):  # purged (or never configured): leave no key behind
+        store.clear_train_pending(pid)
+        return {"project": pid, "status": "skipped", "reason": "unknown project"}
     with _held(store.train_lock(pid, ttl=TRAIN_LOCK_TTL)) as lock_times:
         store.clear_train_pending(pid)  # FIRST (after the lock): labels arriving from now on queue one more run
         t0 = time.perf_counter()
@@ -103,3 +109,19 @@ def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> d
     if wait > 0:
         time.sleep(min(wait, 60.0))
     return reconcile_project(store, config, pid, force=force).as_dict()
+
+
+def purge_project_job(pid: int) -> dict:
+    """Purge a project that Label Studio says it deleted (``PROJECT_DELETED``); nothing if it still exists."""
+    from backend.labelstudio import label_studio_access, project_exists
+
+    store, config = _context()
+    access = label_studio_access(config, {})
+    if not (access.trusted and access.usable):
+        return {"project": pid, "status": "skipped", "reason": "no configured Label Studio to confirm with"}
+    if project_exists(access, pid):
+        log.warning("PROJECT_DELETED for project %s, but Label Studio still has it: nothing purged", pid)
+        return {"project": pid, "status": "refused", "reason": "the project still exists in Label Studio"}
+    removed = store.purge_project(pid)
+    log.info("project %s: purged (%d keys), Label Studio deleted it", pid, removed)
+    return {"project": pid, "status": "purged", "keys": removed}

@@ -1,24 +1,30 @@
 """Apply one parsed webhook event: the ONE place where a Label Studio event changes what DALT knows.
 
-For every event the project's settings from the payload are saved (only when they changed: parsed
-configs and saved fields are cached in-process by ``backend.projects``). Then, by event:
+For every event the project's settings from the payload are saved, compared by content with Redis
+(``backend.projects``), in the same batch as the event's own commands. Only a payload whose label config
+DALT can serve creates a project; every event about a project without one is acknowledged as
+``"ignored"`` and writes nothing. Then, by event:
 
 * annotations saved: their labels (``store.labels``), the live evaluation of the suggestion each one
   answers (``store.evaluation``), and the annotation ids and Label Studio's counters for lost-webhook
   detection (``store.reconcile``) go to Redis in ONE round trip (a :class:`~backend.store.scripts.Batch`
-  of three Lua scripts and a count); if a task's label changed, training is queued (``backend.queueing``)
-  once the project's ``min_annotations_to_start_training`` is reached;
+  of the settings script, three Lua scripts and a count); if a task's label changed, training is queued
+  (``backend.queueing``) once the project's ``min_annotations_to_start_training`` is reached;
 * annotations deleted: the same, with the deletion script;
-* ``START_TRAINING``: training and a reconcile are queued, both forced;
+* ``START_TRAINING``: training is queued (coalesced like any other trigger) and a reconcile forced;
 * ``TASKS_CREATED``: encoding of the new tasks is queued (once bulk encoding made an encoder);
+* ``TASKS_DELETED``: the tasks are forgotten (``Store.forget_tasks``: labels, annotations, served
+  suggestions, embeddings), training queued if labels went;
+* ``PROJECT_DELETED``: a purge job is queued that first asks the configured Label Studio whether the
+  project is really gone (``backend.queueing.enqueue_purge``);
 * anything else: acknowledged as ``"ignored"``.
 
 Lost webhooks: Label Studio counts its annotations after each event; when the ids the ledger has seen
 add up to other numbers (:func:`counters_disagree`), a webhook went missing and a reconcile job is
 queued. Only for projects whose label config DALT serves: for others there is nothing to resync.
 
-The Redis round trips of one annotation webhook (settings unchanged): one batch, plus the training
-flag's ``SET NX`` when a label changed (plus the enqueue when that set it).
+The Redis round trips of one annotation webhook: one batch, plus the training flag's ``SET NX`` when a
+label changed (plus the enqueue when that set it).
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ from backend.events import (
     AnnotationsDeleted,
     AnnotationsSaved,
     Event,
+    ProjectDeleted,
     ProjectInfo,
     StartTraining,
     TasksCreated,
+    TasksDeleted,
 )
 from backend.labelconfig import ClassificationConfig
 from backend.projects import Projects
-from backend.queueing import enqueue_encoding, enqueue_reconcile, enqueue_training
+from backend.queueing import enqueue_encoding, enqueue_purge, enqueue_reconcile, enqueue_training
 from backend.store import Store
 from backend.store.scripts import Batch, Reply
 
@@ -92,24 +100,39 @@ class Ledger:
 
     def apply(self, event: Event) -> WebhookResult:
         """Apply one event (see the module docstring); Redis errors propagate (the app answers 503)."""
-        self._save_project(event.project)
+        batch = self.store.batch()
+        self._save_project_in(batch, event.project)
         result = WebhookResult(action=event.action, project=event.project.id)
+        if isinstance(event, ProjectDeleted):
+            batch.execute()
+            result.detail["purge"] = enqueue_purge(self.store, self.queue, self.config, event.project.id)
+            return result
+        if event.config is None:  # nothing DALT serves: record nothing, create nothing
+            batch.execute()
+            result.status = "ignored"
+            result.detail["reason"] = "no supported label config known for this project"
+            return result
         match event:
             case AnnotationsSaved():
-                self._annotations_saved(event, result)
+                self._annotations_saved(batch, event, result)
             case AnnotationsDeleted():
-                self._annotations_deleted(event, result)
+                self._annotations_deleted(batch, event, result)
             case StartTraining():
+                batch.execute()
                 self._start_training(event, result)
             case TasksCreated():
-                self._tasks_created(event, result)
+                self._tasks_created(batch, event, result)
+            case TasksDeleted():
+                batch.execute()
+                self._tasks_deleted(event, result)
             case _:
                 result.status = "ignored"
-                self._observe_counters_only(event, result)
+                self._observe_counters_only(batch, event, result)
         return result
 
-    def _save_project(self, project: ProjectInfo) -> None:
-        """Save what the payload says about the project; a config DALT cannot serve is not an error here.
+    def _save_project_in(self, batch: Batch, project: ProjectInfo) -> None:
+        """Queue the save of what the payload says about the project; a config DALT cannot serve is not an
+        error here (and saves nothing).
 
         Webhooks for such a project are acknowledged (Label Studio would only log a failure), and /setup
         reports the problem to the admin.
@@ -117,20 +140,14 @@ class Ledger:
         if not project.described:
             return
         try:
-            self.projects.configure(
-                project.id, project.label_config, min_annotations=project.min_annotations, title=project.title
-            )
+            self.projects.configure_in(batch, project.id, project.label_config,
+                                       min_annotations=project.min_annotations, title=project.title)
         except ValueError:
             log.info("project %s: label config not supported; webhook acknowledged without labels", project.id)
 
     # ---- by event --------------------------------------------------------------------------------
-    def _annotations_saved(self, event: AnnotationsSaved, result: WebhookResult) -> None:
+    def _annotations_saved(self, batch: Batch, event: AnnotationsSaved, result: WebhookResult) -> None:
         pid, anns = event.project.id, event.annotations
-        if event.config is None:
-            result.status = "ignored"
-            result.detail["reason"] = "no supported label config known for this project"
-            return
-        batch = self.store.batch()
         changes = [self.store.record_annotation_in(batch, pid, a.id, a.task_id, a.label) for a in anns]
         outcomes = [self.store.record_outcome_in(batch, pid, a.task_id, a.label, a.lead_time) if a.label else None
                     for a in anns]
@@ -152,32 +169,41 @@ class Ledger:
             result.training_queued = enqueue_training(self.store, self.queue, pid, self.config)
         result.detail["reconcile"] = self._compare_counters(event, seen)
 
-    def _annotations_deleted(self, event: AnnotationsDeleted, result: WebhookResult) -> None:
-        batch = self.store.batch()
+    def _annotations_deleted(self, batch: Batch, event: AnnotationsDeleted, result: WebhookResult) -> None:
         deleted = self.store.delete_annotations_in(batch, event.project.id, event.annotation_ids)
-        seen = self._observe_in(batch, event, gone=event.annotation_ids) if event.config is not None else None
+        seen = self._observe_in(batch, event, gone=event.annotation_ids)
         enough = self._enough_labels_in(batch, event.project)
         batch.execute()
         result.labels_changed = deleted.value
         if result.labels_changed and enough():
             result.training_queued = enqueue_training(self.store, self.queue, event.project.id, self.config)
-        if event.config is not None:
-            result.detail["reconcile"] = self._compare_counters(event, seen)
+        result.detail["reconcile"] = self._compare_counters(event, seen)
 
     def _start_training(self, event: StartTraining, result: WebhookResult) -> None:
         pid = event.project.id
-        result.training_queued = enqueue_training(self.store, self.queue, pid, self.config, force=True)
-        if event.config is not None:  # the Train button also resyncs: it catches a lost update the counts miss
-            result.detail["reconcile"] = enqueue_reconcile(
-                self.store, self.queue, self.config, pid, reason="START_TRAINING", force=True
-            )
+        # Coalesced like every other trigger: a press while a run is queued rides on that run.
+        result.training_queued = enqueue_training(self.store, self.queue, pid, self.config)
+        # The Train button also resyncs: it catches a lost update the counts miss.
+        result.detail["reconcile"] = enqueue_reconcile(
+            self.store, self.queue, self.config, pid, reason="START_TRAINING", force=True
+        )
 
-    def _tasks_created(self, event: TasksCreated, result: WebhookResult) -> None:
+    def _tasks_created(self, batch: Batch, event: TasksCreated, result: WebhookResult) -> None:
         tasks = list(event.tasks)
-        if tasks and self.store.current_encoder(event.project.id) is not None:
+        encoder = self.store.current_encoder(event.project.id) if tasks else None
+        if encoder is not None:
             result.detail["encode_job"] = enqueue_encoding(self.queue, event.project.id, tasks, self.config)
         result.detail["tasks"] = len(tasks)
-        self._observe_counters_only(event, result)
+        self._observe_counters_only(batch, event, result)
+
+    def _tasks_deleted(self, event: TasksDeleted, result: WebhookResult) -> None:
+        forgotten = self.store.forget_tasks(event.project.id, event.task_ids)
+        result.labels_changed = forgotten.labels
+        result.detail.update(tasks=forgotten.tasks, embeddings_removed=forgotten.embeddings)
+        if forgotten.labels:
+            result.training_queued = enqueue_training(self.store, self.queue, event.project.id, self.config)
+        batch = self.store.batch()
+        self._observe_counters_only(batch, event, result)
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _observe_in(
@@ -193,10 +219,7 @@ class Ledger:
             return None
         return self.store.observe_annotations_in(batch, event.project.id, live, skipped, gone, event.project.counters)
 
-    def _observe_counters_only(self, event: Event, result: WebhookResult) -> None:
-        if event.config is None:
-            return
-        batch = self.store.batch()
+    def _observe_counters_only(self, batch: Batch, event: Event, result: WebhookResult) -> None:
         seen = self._observe_in(batch, event)
         batch.execute()
         result.detail["reconcile"] = self._compare_counters(event, seen)

@@ -7,17 +7,22 @@ Coalescing, per project (the only place these rules are written down):
   project's training lock (so two runs of one project never fit at once, even on several workers), then
   clears the flag, then reads the labels: a label arriving from that moment on queues exactly one more run.
   So per project at most one run trains and one waits or is queued, and the last label always gets a run.
-  ``START_TRAINING`` (Label Studio's Train button) enqueues even when the flag is set. The flag expires
-  after two job timeouts, so a queued job that vanished (Redis flushed by hand) cannot block training
-  forever; a failed enqueue clears the flag it has just set.
+  This holds for every trigger: labels, reconcile, bulk encoding and ``START_TRAINING`` (Label Studio's
+  Train button; fifty presses queue one run). The flag expires after two job timeouts, so a queued job that
+  vanished (Redis flushed by hand) cannot block training forever; a failed enqueue clears the flag it has
+  just set.
 * Reconcile. A counters mismatch queues a reconcile job only if it sets the project's ``reconcile`` flag
   (cleared when the job starts), and only when the last reconcile started more than
   ``DALT_RECONCILE_INTERVAL`` ago: a mismatch that remains is seen again by a later webhook, and a
   misconfigured project cannot make DALT crawl Label Studio non-stop. ``START_TRAINING`` and a
-  reconcile by hand force one regardless of the interval. The job waits ``DALT_RECONCILE_DELAY`` itself
+  reconcile by hand skip the interval, never the flag: presses while a crawl is queued ride on it, so at
+  most one crawl runs and one waits, as for training. The job waits ``DALT_RECONCILE_DELAY`` itself
   before comparing, so webhooks still in flight from concurrent annotators land first (RQ's scheduler,
   needed for ``enqueue_in``, dies with a Redis outage and is restarted only every maintenance interval).
 * Encoding of new tasks (``TASKS_CREATED``) is not coalesced: each event names other tasks.
+* Purge (``PROJECT_DELETED``): queued only with a configured ``LABEL_STUDIO_URL`` and key, and the job
+  deletes nothing unless that Label Studio answers 404 for the project (an unauthenticated webhook must
+  not be able to wipe a project).
 
 Jobs are enqueued by dotted name (``backend.jobs.*``): the web process never imports the job code.
 """
@@ -60,17 +65,14 @@ def _job_options(config: Config, kind: str, pid: int, description: str) -> dict:
     }
 
 
-def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, force: bool = False) -> bool:
+def enqueue_training(store: Store, queue: Queue, pid: int, config: Config) -> bool:
     """Queue a training run for ``pid`` unless one is already queued (see the rules above).
-
-    Args:
-        force: enqueue even if a run is pending (``START_TRAINING`` from Label Studio's train button).
 
     Returns:
         True when a job was enqueued.
     """
     marked = store.mark_train_pending(pid, ttl=config.train_job_timeout * 2)
-    if not marked and not force:
+    if not marked:
         return False
     try:
         queue.enqueue(
@@ -78,11 +80,10 @@ def enqueue_training(store: Store, queue: Queue, pid: int, config: Config, *, fo
         )
     except Exception:
         # Without this, a flag set just before Redis went away would block every run for its whole TTL.
-        if marked:
-            try:
-                store.clear_train_pending(pid)
-            except Exception:  # noqa: BLE001 - Redis is gone; the TTL frees the flag eventually
-                pass
+        try:
+            store.clear_train_pending(pid)
+        except Exception:  # noqa: BLE001 - Redis is gone; the TTL frees the flag eventually
+            pass
         raise
     return True
 
@@ -113,7 +114,7 @@ def enqueue_reconcile(
         ``DALT_RECONCILE_INTERVAL`` ago) or ``"no_access"`` (no Label Studio URL and key to resync with).
     """
     if not label_studio_access(config, store.project(pid)).usable:
-        if pid not in _warned:
+        if pid not in _warned and len(_warned) < 1000:
             _warned.add(pid)
             log.warning("project %s: %s, but no Label Studio URL/key to resync with (set LABEL_STUDIO_URL and "
                         "LABEL_STUDIO_API_KEY)", pid, reason)
@@ -141,4 +142,24 @@ def enqueue_reconcile(
     return "queued"
 
 
-_warned: set[int] = set()  # projects whose missing Label Studio access was logged once
+def enqueue_purge(store: Store, queue: Queue, config: Config, pid: int) -> str:
+    """``PROJECT_DELETED``: queue a purge job (it confirms the deletion with Label Studio first).
+
+    Returns:
+        ``"queued"``, ``"unknown"`` (no such project here) or ``"unconfirmable"`` (no configured Label
+        Studio URL and key to confirm with: nothing is deleted; ``dalt purge`` does it by hand).
+    """
+    access = label_studio_access(config, {})  # only the configured Label Studio may confirm a deletion
+    if not (access.trusted and access.usable):
+        log.warning("PROJECT_DELETED for project %s not applied: no configured LABEL_STUDIO_URL and key to confirm "
+                    "it with; run `dalt purge --project %s` by hand", pid, pid)
+        return "unconfirmable"
+    if not store.project(pid).get("label_config"):
+        return "unknown"
+    queue.enqueue("backend.jobs.purge_project_job", pid, job_id=f"dalt-purge-{pid}-{uuid.uuid4().hex[:12]}",
+                  job_timeout=max(600, config.train_job_timeout), result_ttl=3600, failure_ttl=7 * 24 * 3600,
+                  retry=_retry(config), description=f"purge project {pid} (deleted in Label Studio)")
+    return "queued"
+
+
+_warned: set[int] = set()  # projects whose missing Label Studio access was logged once (bounded)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "order": "backend.cli.order",
     "report": "backend.cli.report",
     "reconcile": "backend.cli.reconcile",
+    "purge": "backend.cli.purge",
     "demo": "backend.cli.demo",
     "study": "backend.cli.study",
     "bench": "backend.cli.bench",

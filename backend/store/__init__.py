@@ -16,6 +16,7 @@ module          concept (each module's ``*Parts`` class is one base of ``Store``
 ``heads``       published heads, versions, rollback; the publish rule
 ``evaluation``  served suggestions and accepted/corrected outcomes
 ``reconcile``   annotation ids seen, Label Studio's counters, the reconcile flag
+``lifecycle``   forgetting deleted tasks, purging a deleted project
 ==============  =====================================================================================
 """
 
@@ -30,12 +31,14 @@ from backend.store.embeddings import EmbeddingParts
 from backend.store.evaluation import EvaluationParts
 from backend.store.heads import HeadParts, HeadRecord
 from backend.store.labels import LabelParts
+from backend.store.lifecycle import Forgotten, LifecycleParts
 from backend.store.projects import EncoderInfo, ProjectParts
 from backend.store.reconcile import ReconcileParts
 from backend.store.training import TrainingParts
 
 
-class Store(ProjectParts, EmbeddingParts, LabelParts, TrainingParts, HeadParts, EvaluationParts, ReconcileParts):
+class Store(ProjectParts, EmbeddingParts, LabelParts, TrainingParts, HeadParts, EvaluationParts, ReconcileParts,
+            LifecycleParts):
     """Typed access to DALT's data in Redis.
 
     Args:
@@ -50,4 +53,4 @@ class Store(ProjectParts, EmbeddingParts, LabelParts, TrainingParts, HeadParts, 
         return cls(redis.Redis.from_url(url, **kwargs), keep_versions=keep_versions)
 
 
-__all__ = ["BUCKET", "EncoderInfo", "HeadRecord", "Store"]
+__all__ = ["BUCKET", "EncoderInfo", "Forgotten", "HeadRecord", "Store"]

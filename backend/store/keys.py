@@ -3,18 +3,22 @@
 Every key of a project starts with ``dalt:{p<ID>}``; the braces are a Redis Cluster *hash tag*, so all of
 a project's keys live on one cluster slot (the Lua scripts in ``lua/`` touch several of them at once,
 which a cluster only allows within one slot) while different projects spread over shards. Nothing is
-found by scanning (no ``KEYS``): ``dalt:projects`` lists the projects.
+found by scanning on a request path (no ``KEYS``): ``dalt:projects`` lists the projects, ``dalt:active``
+ranks them by when Label Studio last talked about them. Only ``dalt purge`` scans, one project's prefix.
 
 Layout (``P`` = ``dalt:{p<ID>}``; values JSON-encoded unless said otherwise):
 
 =============================  ======  ==============================================================
 key                            type    what it holds (who writes it)
 =============================  ======  ==============================================================
-``dalt:projects``              set     project ids seen (reports, metrics and reconcile iterate it)
+``dalt:projects``              set     project ids with a label config (reports and reconcile iterate it)
+``dalt:active``                zset    project id -> when a /setup or webhook last carried its config
+                                       (``/``, ``/versions`` and ``/metrics`` list the newest few)
 ``P:meta``                     hash    project settings, each value JSON: ``label_config``, ``classes``,
                                        ``from_name``, ``to_name``, ``image_key`` (parsed label config),
-                                       ``min_annotations``, ``title`` (webhooks), ``hostname``,
-                                       ``access_token`` (``/setup``)
+                                       ``min_annotations``, ``title`` (webhooks), ``setup_access``
+                                       (``/setup``'s ``{hostname, access_token}``, only without
+                                       ``LABEL_STUDIO_URL``)
 ``P:enc:current``              string  the encoder version new embeddings must be made with
 ``P:enc:meta``                 hash    encoder version -> JSON meta (``dim``, objective, image size, ...)
 ``P:enc:blob:<ver>``           string  serialized encoder weights (``encoder.artifact``)
@@ -27,6 +31,9 @@ key                            type    what it holds (who writes it)
 ``P:task_anns``                hash    task id -> JSON ``[[annotation id, label], ...]``, oldest first
                                        (several annotators, updates, fallback after a delete)
 ``P:gen``                      string  label generation, bumped on every change of ``P:labels``
+``P:touch_seq``                string  counter of annotation changes made by webhooks
+``P:touched``                  hash    annotation id -> ``P:touch_seq`` value of the last webhook that
+                                       changed it (a reconcile never overwrites a newer change)
 ``P:train_pending``            string  set while a training job is queued (coalescing flag, TTL)
 ``P:train_lock``               string  held by the running training job (redis-py lock, short TTL)
 ``P:vseq``                     string  the last head version number handed out
@@ -43,7 +50,6 @@ key                            type    what it holds (who writes it)
                                        ``<ver>:<outcome>:lead_sum`` / ``:lead_n`` (annotation lead times)
 ``P:ann_live``                 set     annotation ids that exist in Label Studio, not cancelled
 ``P:ann_skipped``              set     annotation ids that exist in Label Studio, cancelled
-``P:ann_gone``                 set     annotation ids whose deletion a webhook reported
 ``P:ls_counters``              hash    Label Studio's project counters from the latest webhook (ints)
 ``P:reconcile``                string  set while a reconcile job is queued (coalescing flag, TTL)
 ``P:reconcile_at``             string  when the last reconcile job started (epoch seconds)
@@ -56,6 +62,7 @@ Redis spends 50-90 bytes per key or field, more than a 32-dim float16 vector its
 from __future__ import annotations
 
 PROJECTS = "dalt:projects"
+ACTIVE = "dalt:active"
 
 
 def project_prefix(pid: int) -> str:
@@ -108,6 +115,14 @@ def task_annotations(pid: int) -> str:
 
 def generation(pid: int) -> str:
     return _k(pid, "gen")
+
+
+def touch_seq(pid: int) -> str:
+    return _k(pid, "touch_seq")
+
+
+def touched(pid: int) -> str:
+    return _k(pid, "touched")
 
 
 # ---- training coordination -----------------------------------------------------------------------
@@ -167,10 +182,6 @@ def annotations_skipped(pid: int) -> str:
     return _k(pid, "ann_skipped")
 
 
-def annotations_gone(pid: int) -> str:
-    return _k(pid, "ann_gone")
-
-
 def ls_counters(pid: int) -> str:
     return _k(pid, "ls_counters")
 
@@ -184,5 +195,5 @@ def reconcile_at(pid: int) -> str:
 
 
 def label_keys(pid: int) -> list[str]:
-    """The four keys the label scripts (record / delete annotations) take, in their ``KEYS`` order."""
-    return [labels(pid), annotations(pid), task_annotations(pid), generation(pid)]
+    """The keys the label scripts (record / delete annotations) take, in their ``KEYS`` order."""
+    return [labels(pid), annotations(pid), task_annotations(pid), generation(pid), touch_seq(pid), touched(pid)]

@@ -6,6 +6,11 @@ task's label from it (the latest annotation wins; a delete falls back to the one
 a task's label bumps the project's label *generation*: a head records the generation it was trained at,
 which is how publishing tells newer heads from older ones (``heads``). Both scripts are atomic, so
 concurrent webhooks never lose each other's updates.
+
+Every change a webhook makes to an annotation is stamped with the next value of a per-project counter
+(``P:touch_seq`` -> ``P:touched``). A reconcile notes the counter before it crawls Label Studio and writes
+what it read only for annotations no webhook stamped since (checked inside the script, so no webhook can
+slip in between): a label that went A -> B -> A during the crawl is still newer than what the crawl read.
 """
 
 from __future__ import annotations
@@ -22,19 +27,34 @@ class LabelParts(StoreBase):
     """Annotations, task labels and the label generation."""
 
     def record_annotation_in(
-        self, batch: Batch, pid: int, annotation_id: int, task_id: int, label: str | None
+        self, batch: Batch, pid: int, annotation_id: int, task_id: int, label: str | None,
+        unless_touched_since: int | None = None,
     ) -> Reply[bool]:
         """Queue :meth:`record_annotation` on ``batch``."""
-        args = [int(annotation_id), int(task_id), label or ""]
+        guard = "" if unless_touched_since is None else int(unless_touched_since)
+        args = [int(annotation_id), int(task_id), label or "", guard]
         return batch.script("record_annotation", keys.label_keys(pid), args, decode=bool)
 
-    def record_annotation(self, pid: int, annotation_id: int, task_id: int, label: str | None) -> bool:
+    def record_annotation(self, pid: int, annotation_id: int, task_id: int, label: str | None,
+                          unless_touched_since: int | None = None) -> bool:
         """Record what an annotation says about its task; ``label=None`` (cancelled/empty) withdraws it.
+
+        Args:
+            unless_touched_since: a reconcile's write: skipped when a webhook changed the annotation after
+                this :meth:`touch_seq` value, and not stamped itself. None: a webhook's write (stamped).
 
         Returns:
             True when the task's effective label changed (and the generation was bumped).
         """
-        return self._alone(self.record_annotation_in, pid, annotation_id, task_id, label)
+        return self._alone(self.record_annotation_in, pid, annotation_id, task_id, label, unless_touched_since)
+
+    def touch_seq(self, pid: int) -> int:
+        """How many annotation changes webhooks have made so far (a reconcile's starting point)."""
+        return int(self.r.get(keys.touch_seq(pid)) or 0)
+
+    def touched_since(self, pid: int, seq: int) -> set[int]:
+        """Annotation ids a webhook changed after :meth:`touch_seq` was ``seq``."""
+        return {int(a) for a, s in self.r.hscan_iter(keys.touched(pid), count=1000) if int(s) > seq}
 
     def delete_annotations_in(self, batch: Batch, pid: int, annotation_ids: Iterable[int]) -> Reply[int]:
         """Queue :meth:`delete_annotations` on ``batch``."""

@@ -1,14 +1,18 @@
 """Projects and their encoders: which projects exist, their settings, and the encoder versions.
 
 A project's settings are written by ``backend.projects`` from what Label Studio sends (``/setup``,
-webhooks); every value is stored JSON-encoded so that a token like ``"1e5"`` reads back as the string it
-was. An encoder version is what bulk encoding trained; making one current tells ``/predict`` and the
-training job which embeddings to use (older ones are never mixed in).
+webhooks), compared by content with what Redis holds (``lua/save_settings.lua``: several gunicorn workers
+write the same project, so no process may trust its own memory of what it wrote); every value is stored
+JSON-encoded so that a token like ``"1e5"`` reads back as the string it was. A project exists once a label
+config was saved for it; only a payload that carries one may create it. An encoder version is what bulk
+encoding trained; making one current tells ``/predict`` and the training job which embeddings to use
+(older ones are never mixed in).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +48,75 @@ class ProjectParts(StoreBase):
     def projects(self) -> list[int]:
         """Every project id the backend has seen."""
         return sorted(int(p) for p in self.r.smembers(keys.PROJECTS))
+
+    def save_settings_in(self, batch: Batch, pid: int, fields: Mapping[str, Any], *, create: bool,
+                         now: float | None = None) -> Reply[int]:
+        """Queue a compare-by-content save of ``fields`` on ``batch``.
+
+        Args:
+            create: the fields carry a label config: the project may be created (and is marked active).
+            now: the time to mark the project active with (default: now).
+
+        Returns:
+            A reply with how many fields changed, or -1 when the project is unknown and not created.
+        """
+        args: list[Any] = ["1" if create else "0"]
+        for k, v in sorted(fields.items()):
+            if v is not None:
+                args += [k, json.dumps(v)]
+        reply = batch.script("save_settings", [keys.meta(pid)], args, decode=int)
+        if create:
+            batch.command("sadd", keys.PROJECTS, int(pid))
+            batch.command("zadd", keys.ACTIVE, {str(int(pid)): time.time() if now is None else now})
+        return reply
+
+    def save_settings(self, pid: int, fields: Mapping[str, Any], *, create: bool) -> int:
+        """:meth:`save_settings_in` in a batch of its own."""
+        return self._alone(lambda batch: self.save_settings_in(batch, pid, fields, create=create))
+
+    def listed_projects(self, limit: int) -> tuple[list[int], int]:
+        """The ``limit`` most recently active projects (newest first) and how many projects there are.
+
+        One round trip whatever the number of projects: what ``/``, ``/versions`` and ``/metrics`` list.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zrevrange(keys.ACTIVE, 0, max(0, int(limit)) - 1)
+        pipe.scard(keys.PROJECTS)
+        active, total = pipe.execute()
+        return [int(p) for p in active][: max(0, int(limit))], int(total)
+
+    def overview(self, pids: list[int]) -> dict[int, dict[str, Any]]:
+        """Per project: ``labels`` (count), ``current`` version, ``stats`` and raw ``evaluation`` counters, in
+        ONE round trip for all of them (the metrics scrape)."""
+        pipe = self.r.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hlen(keys.labels(pid))
+            pipe.get(keys.current(pid))
+            pipe.hgetall(keys.stats(pid))
+            pipe.hgetall(keys.evaluation(pid))
+        raw = pipe.execute() if pids else []
+        out: dict[int, dict[str, Any]] = {}
+        for i, pid in enumerate(pids):
+            n, current, stats, evals = raw[4 * i : 4 * i + 4]
+            evaluation: dict[str, dict[str, float]] = {}
+            for k, v in evals.items():
+                version, _, rest = k.decode().partition(":")
+                evaluation.setdefault(version, {})[rest] = float(v)
+            out[pid] = {
+                "labels": int(n),
+                "current": current.decode() if current else None,
+                "stats": {k.decode(): float(v) for k, v in stats.items()},
+                "evaluation": evaluation,
+            }
+        return out
+
+    def current_versions(self, pids: list[int]) -> dict[int, str | None]:
+        """The served version of each project, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for pid in pids:
+            pipe.get(keys.current(pid))
+        return {pid: (v.decode() if v else None) for pid, v in zip(pids, pipe.execute() if pids else [],
+                                                                    strict=True)}
 
     def save_project(self, pid: int, **fields: Any) -> None:
         """Create the project on first use and update its settings (values JSON-encoded)."""

@@ -2,8 +2,9 @@
 
 Label Studio sends each webhook once; the counters in every webhook's ``project`` tell whether one went
 missing (see ``backend.reconcile``). For that the store keeps the ids of the live and the cancelled
-annotations it has seen, the ids whose deletion it was told about (a crawl that began before a delete
-still lists them), the counters of the latest webhook, and the reconcile job's flag and start time.
+annotations it has seen, the counters of the latest webhook, and the reconcile job's flag and start time.
+Which annotations webhooks changed while a crawl ran is told by the label ledger's change stamps
+(``labels``: ``P:touched``), not by remembering deletions: a forged delete must not outlive a resync.
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ class ReconcileParts(StoreBase):
         args: list = [len(live), len(skipped), len(gone), *live, *skipped, *gone]
         for name, value in (counters or {}).items():
             args += [name, int(value)]
-        script_keys = [keys.annotations_live(pid), keys.annotations_skipped(pid), keys.annotations_gone(pid),
-                       keys.ls_counters(pid)]
+        script_keys = [keys.annotations_live(pid), keys.annotations_skipped(pid), keys.ls_counters(pid)]
         return batch.script("observe_annotations", script_keys, args, decode=_counts)
 
     def observe_annotations(
@@ -53,8 +53,7 @@ class ReconcileParts(StoreBase):
         Args:
             live: annotation ids that exist and are not cancelled (counted in ``total_annotations_number``).
             skipped: cancelled annotation ids (``skipped_annotations_number``).
-            gone: deleted annotation ids (remembered: Label Studio never reuses an id, and a crawl that
-                began before the delete still lists them).
+            gone: deleted annotation ids.
             counters: the webhook's project counters, kept for the reconcile job.
 
         Returns:
@@ -69,10 +68,6 @@ class ReconcileParts(StoreBase):
         pipe.smembers(keys.annotations_skipped(pid))
         live, skipped = pipe.execute()
         return {int(a) for a in live}, {int(a) for a in skipped}
-
-    def deleted_annotation_ids(self, pid: int) -> set[int]:
-        """Annotation ids whose deletion a webhook reported."""
-        return {int(a) for a in self.r.smembers(keys.annotations_gone(pid))}
 
     def replace_seen_annotations(self, pid: int, live: Iterable[int], skipped: Iterable[int]) -> None:
         """Set the known annotation ids to what a full resync found (atomically)."""

@@ -18,9 +18,13 @@ from typing import Any, Generic, TypeVar
 import redis
 from redis.commands.core import Script
 
-NAMES = ("record_annotation", "delete_annotations", "record_outcome", "observe_annotations", "publish_head")
+NAMES = ("record_annotation", "delete_annotations", "record_outcome", "observe_annotations", "publish_head",
+         "save_settings", "forget_tasks", "clear_slots")
 
 T = TypeVar("T")
+# Errors that mean Redis takes no writes at all (maxmemory with noeviction, a read-only replica): a batch
+# raises them even for commands whose own errors are tolerated (the app answers 503 with Retry-After).
+REFUSED_WRITES = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
 
 
 @cache
@@ -115,6 +119,7 @@ class Batch:
 
         Raises:
             redis.exceptions.ConnectionError, redis.exceptions.TimeoutError: Redis is unreachable.
+            redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError: Redis refused a write.
         """
         if not self._entries:
             return
@@ -132,3 +137,6 @@ class Batch:
                 replies[i] = raw
         for (reply, _, _, _), raw in zip(self._entries, replies, strict=True):
             reply._raw, reply._set = raw, True
+        refused = next((r for r in replies if isinstance(r, REFUSED_WRITES)), None)
+        if refused is not None:  # Redis is full or read-only: no command of the batch is "best effort" then
+            raise refused

@@ -14,7 +14,7 @@ from backend.cli import main as dalt
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent  # the environment running the tests, where pip put the console script
-SUBCOMMANDS = ["run", "encode", "order", "report", "reconcile", "demo", "study", "bench"]
+SUBCOMMANDS = ["run", "encode", "order", "report", "reconcile", "purge", "demo", "study", "bench"]
 # The README's older commands, each a thin wrapper around one `dalt` subcommand.
 WRAPPERS = {
     "encode_tasks.py": ["encode"], "order_tasks.py": ["order"], "report.py": ["report"],

@@ -1,9 +1,11 @@
 -- Forget annotations by id (Label Studio's delete webhook carries only ids); returns how many task
 -- labels changed. The generation is bumped once when any did.
--- KEYS: labels, ann, task_anns, gen (keys.label_keys). ARGV: annotation ids.
-local labels, ann, task_anns, gen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Every deleted id is stamped as changed by a webhook (a reconcile that began earlier leaves it alone).
+-- KEYS: labels, ann, task_anns, gen, touch_seq, touched (keys.label_keys). ARGV: annotation ids.
+local labels, ann, task_anns, gen, touch_seq, touched = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local changed = 0
 for _, ann_id in ipairs(ARGV) do
+  redis.call('HSET', touched, ann_id, redis.call('INCR', touch_seq))
   local task_id = redis.call('HGET', ann, ann_id)
   if task_id then
     redis.call('HDEL', ann, ann_id)

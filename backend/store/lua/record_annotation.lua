@@ -1,9 +1,17 @@
 -- Record (or replace) what one annotation says about its task; returns 1 when the task's label changed.
--- KEYS: labels, ann, task_anns, gen (keys.label_keys). ARGV: annotation id, task id, label ('' = none).
+-- KEYS: labels, ann, task_anns, gen, touch_seq, touched (keys.label_keys).
+-- ARGV: annotation id, task id, label ('' = none), guard ('' = a webhook: stamp the change; a number = a
+-- reconcile: write only if no webhook changed this annotation after that stamp, and leave no stamp).
 -- A task's label is the label of its latest recorded annotation; an empty label (cancelled or empty
 -- annotation) withdraws the annotation, so the task falls back to an earlier one or loses its label.
-local labels, ann, task_anns, gen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local ann_id, task_id, label = ARGV[1], ARGV[2], ARGV[3]
+local labels, ann, task_anns, gen, touch_seq, touched = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local ann_id, task_id, label, guard = ARGV[1], ARGV[2], ARGV[3], ARGV[4] or ''
+if guard ~= '' then
+  local stamp = tonumber(redis.call('HGET', touched, ann_id) or '0')
+  if stamp > tonumber(guard) then return 0 end
+else
+  redis.call('HSET', touched, ann_id, redis.call('INCR', touch_seq))
+end
 local function load(t)
   local raw = redis.call('HGET', task_anns, t)
   if raw then return cjson.decode(raw) end
