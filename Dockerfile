@@ -30,8 +30,11 @@ RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /app dalt
 
 USER dalt
+# Inside a container loopback is unreachable from outside: listen on every interface of the container and
+# decide who reaches it where the port is published (compose: 127.0.0.1 only).
+ENV HOST=0.0.0.0
 EXPOSE 9090
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=6 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:9090/health', timeout=3)"
-# gunicorn.conf.py: bind 0.0.0.0:9090, DALT_HTTP_WORKERS workers, access log on stdout.
+# gunicorn.conf.py: bind $HOST:9090, DALT_HTTP_WORKERS workers, access log on stdout.
 CMD ["gunicorn", "backend.app:create_app()"]

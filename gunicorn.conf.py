@@ -5,7 +5,9 @@ Used by ``make run``, the Dockerfile and docker compose: ``gunicorn 'backend.app
 
 import os
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '9090')}"
+# Loopback unless HOST says otherwise: a fresh start must not open the webhook to the network
+# (the Dockerfile sets HOST=0.0.0.0: a container publishes its port explicitly).
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '9090')}"
 workers = int(os.environ.get("DALT_HTTP_WORKERS", "2"))
 threads = int(os.environ.get("DALT_HTTP_THREADS", "4"))
 timeout = 120  # Label Studio waits up to 100 s for a /predict of a large selection

@@ -1,8 +1,9 @@
 """The Flask app factory: ``gunicorn 'backend.app:create_app()'`` serves it in production.
 
 Besides wiring the services, the factory owns what every route shares: optional basic auth, JSON error
-answers (a fault in one request never takes the server down, and never leaks secrets), a 503 while Redis
-is unreachable, and request metrics.
+answers (a fault in one request never takes the server down, and never leaks secrets), a 503 with
+``Retry-After`` while Redis is unreachable, full (``maxmemory`` with ``noeviction``: "OOM command not
+allowed") or a read-only replica, and request metrics.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask import Flask, Response, g, jsonify, request
 from rq import Queue
 from werkzeug.exceptions import HTTPException
 
+from backend import labelconfig
 from backend.api import Services, bp
 from backend.config import Config
 from backend.ledger import Ledger
@@ -44,6 +46,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Flas
     )
     queue = Queue(config.queue_name, connection=store.r)
     projects = Projects(store)
+    labelconfig.config_cache.resize(config.config_cache_bytes)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_content_length
     app.json.sort_keys = False
@@ -52,9 +55,9 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Flas
         store=store,
         queue=queue,
         projects=projects,
-        heads=HeadCache(),
+        heads=HeadCache(config.head_cache_bytes),
         ledger=Ledger(store, projects, queue, config),
-        metrics=Metrics(store, queue),
+        metrics=Metrics(store, queue, config),
     )
     app.register_blueprint(bp)
     _install_metrics(app)
@@ -107,6 +110,17 @@ def _install_errors(app: Flask) -> None:
         log.warning("Redis unavailable during %s %s: %s", request.method, request.path, type(exc).__name__)
         resp = _error(503, "the backend's Redis is unavailable; retry shortly")
         resp.headers["Retry-After"] = "5"
+        return resp
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    @app.errorhandler(redis.exceptions.ReadOnlyError)
+    def redis_refuses_writes(exc: Exception) -> Response:
+        full = isinstance(exc, redis.exceptions.OutOfMemoryError)
+        log.error("Redis refused a write during %s %s: %s", request.method, request.path,
+                  "out of memory (maxmemory reached)" if full else "read-only replica")
+        why = "is full (maxmemory)" if full else "is a read-only replica"
+        resp = _error(503, f"the backend's Redis {why} and refuses writes; retry later")
+        resp.headers["Retry-After"] = "30"
         return resp
 
     @app.errorhandler(Exception)

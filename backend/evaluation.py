@@ -62,7 +62,11 @@ def _summarize(counts: dict[str, float]) -> dict[str, Any]:
 
 def evaluation_summary(store: Store, pid: int) -> dict[str, Any]:
     """Per version (oldest first) and in total: accepted, corrected, acceptance rate, mean lead times."""
-    raw = store.evaluation(pid)
+    return summarize_evaluation(store.evaluation(pid))
+
+
+def summarize_evaluation(raw: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """:func:`evaluation_summary` of counters already read (``Store.evaluation``, ``Store.overview``)."""
     versions = {v: _summarize(raw[v]) for v in sorted(raw, key=_version_number)}
     total: dict[str, float] = {}
     for counts in raw.values():

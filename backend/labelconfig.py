@@ -8,9 +8,10 @@ Label Studio shows that message to the admin on the Model settings page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from label_studio_sdk.label_interface import LabelInterface
+
+from backend.cache import ByteLRU
 
 SUPPORTED = (
     "DALT serves image classification: a label config with one <Image> object and one "
@@ -81,11 +82,28 @@ def parse_label_config(xml: str) -> ClassificationConfig:
     return ClassificationConfig(from_name=ctrl.name, to_name=image.name, image_key=value[1:], classes=classes)
 
 
-@lru_cache(maxsize=256)
+def _cost(entry: tuple[str, ClassificationConfig]) -> int:
+    """Bytes a cached config holds: its text (the key) and its classes."""
+    xml, cfg = entry
+    return 256 + len(xml) + sum(64 + len(c) for c in cfg.classes)
+
+
+# Parsed configs by their text (DALT_CONFIG_CACHE_BYTES; ``create_app`` and the jobs apply the budget).
+config_cache: ByteLRU[str, tuple[str, ClassificationConfig]] = ByteLRU(16 * 2**20, _cost, name="label configs")
+
+
 def cached_config(xml: str) -> ClassificationConfig:
     """:func:`parse_label_config` once per distinct text: Label Studio repeats the config on every call.
+
+    The cache is bounded in bytes (a label config is unauthenticated input and may be megabytes long);
+    configs that cannot be served are not cached.
 
     Raises:
         UnsupportedConfig: as :func:`parse_label_config`.
     """
-    return parse_label_config(xml)
+    hit = config_cache.get(xml)
+    if hit is not None:
+        return hit[1]
+    cfg = parse_label_config(xml)
+    config_cache.put(xml, (xml, cfg))
+    return cfg

@@ -4,6 +4,11 @@ Request counts and latencies are counted in the serving process (in gunicorn's m
 ``PROMETHEUS_MULTIPROC_DIR`` is set, so every worker's requests show up). Everything the RQ workers do
 (training runs and durations, queue depth, label counts, model versions) lives in Redis and is read at
 scrape time, so it is right whichever process did the work.
+
+Cardinality and cost are bounded whatever the number of projects: a scrape lists the
+``DALT_METRICS_PROJECTS`` most recently active projects (``dalt_projects`` counts all), the live
+evaluation of their ``DALT_METRICS_VERSIONS`` newest evaluated versions plus ``version="all"``, and reads
+them in a fixed number of Redis round trips (``Store.listed_projects``, ``Store.overview``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Summa
 from prometheus_client.multiprocess import MultiProcessCollector
 from rq import Queue
 
-from backend.evaluation import OUTCOMES, evaluation_summary
+from backend.config import Config
+from backend.evaluation import OUTCOMES, summarize_evaluation
 from backend.store import Store
 
 log = logging.getLogger(__name__)
@@ -28,11 +34,13 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 class RedisCollector:
     """Reads per-project state from Redis at scrape time."""
 
-    def __init__(self, store: Store, queue: Queue):
+    def __init__(self, store: Store, queue: Queue, config: Config | None = None):
         self.store = store
         self.queue = queue
+        self.config = config or Config()
 
     def collect(self) -> Iterator:
+        projects = GaugeMetricFamily("dalt_projects", "Projects with a label config (all, listed or not)")
         labels = GaugeMetricFamily("dalt_labels", "Labeled tasks per project", labels=["project"])
         version = GaugeMetricFamily("dalt_model_version", "Number of the served head version", labels=["project"])
         runs = CounterMetricFamily("dalt_training_runs", "Training jobs finished", labels=["project", "status"])
@@ -54,28 +62,31 @@ class RedisCollector:
             labels=["project", "version", "outcome"],
         )
         try:
-            for pid in self.store.projects():
+            pids, total = self.store.listed_projects(self.config.metrics_projects)
+            projects.add_metric([], total)
+            for pid, state in self.store.overview(pids).items():
                 p = str(pid)
-                labels.add_metric([p], self.store.label_count(pid))
-                current = self.store.current_version(pid)
+                labels.add_metric([p], state["labels"])
+                current = state["current"]
                 version.add_metric([p], int(current[1:]) if current and current[1:].isdigit() else 0)
-                stats = self.store.stats(pid)
+                stats = state["stats"]
                 for status in ("published", "stale", "skipped"):
                     runs.add_metric([p, status], stats.get(f"train_{status}", 0.0))
                 seconds.add_metric([p], stats.get("train_seconds", 0.0))
                 failures.add_metric([p], stats.get("train_failures", 0.0))
-                self._evaluation(pid, evaluated, acceptance, lead)
+                self._evaluation(pid, state["evaluation"], evaluated, acceptance, lead)
             depth.add_metric([self.queue.name], self.queue.count)
         except Exception:  # a scrape during a Redis outage still returns the request metrics
             log.warning("metrics: Redis state unavailable", exc_info=True)
             return
-        yield from (labels, version, runs, seconds, failures, depth, evaluated, acceptance, lead)
+        yield from (projects, labels, version, runs, seconds, failures, depth, evaluated, acceptance, lead)
 
-    def _evaluation(self, pid: int, evaluated, acceptance, lead) -> None:
-        """Live evaluation of the newest ``keep_versions`` evaluated versions, and of all versions together."""
-        summary = evaluation_summary(self.store, pid)
+    def _evaluation(self, pid: int, raw: dict, evaluated, acceptance, lead) -> None:
+        """Live evaluation of the newest ``DALT_METRICS_VERSIONS`` evaluated versions, and of all together."""
+        summary = summarize_evaluation(raw)
         p = str(pid)
-        recent = list(summary["versions"].items())[-self.store.keep_versions :]
+        n = self.config.metrics_versions
+        recent = list(summary["versions"].items())[-n:] if n > 0 else []
         for v, s in [*recent, ("all", summary["total"])]:
             if s["acceptance_rate"] is not None:
                 acceptance.add_metric([p, v], s["acceptance_rate"])
@@ -89,7 +100,7 @@ class RedisCollector:
 class Metrics:
     """The request metrics of one app and the registry /metrics renders."""
 
-    def __init__(self, store: Store, queue: Queue):
+    def __init__(self, store: Store, queue: Queue, config: Config | None = None):
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "dalt_http_requests", "HTTP requests", ["endpoint", "method", "status"], registry=self.registry
@@ -102,7 +113,7 @@ class Metrics:
             registry=self.registry,
         )
         self.predicted_tasks = Counter("dalt_predicted_tasks", "Tasks answered by /predict", registry=self.registry)
-        self.redis_collector = RedisCollector(store, queue)
+        self.redis_collector = RedisCollector(store, queue, config)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Count one request."""

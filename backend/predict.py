@@ -7,12 +7,11 @@ task that cannot be predicted gets an empty result rather than failing its neigh
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 
+from backend.cache import ByteLRU
 from backend.heads import Head, load_head
 from backend.labelconfig import ClassificationConfig
 from backend.store import Store
@@ -23,38 +22,41 @@ log = logging.getLogger(__name__)
 NO_MODEL_VERSION = "v0"
 
 
-class HeadCache:
-    """Deserialized heads by (project, version): a version never changes, so no invalidation needed."""
+def head_bytes(entry: tuple[Head, dict]) -> int:
+    """What a cached head costs: its arrays' bytes (a spreading head over 1M tasks is tens of MB)."""
+    head, meta = entry
+    return 1024 + sum(int(a.nbytes) for a in head.arrays.values()) + 64 * len(head.classes)
 
-    def __init__(self, size: int = 64):
-        self.size = size
-        self._heads: OrderedDict[tuple[int, str], tuple[Head, dict]] = OrderedDict()
-        self._hints: dict[int, tuple[str, int]] = {}
-        self._lock = threading.Lock()
+
+class HeadCache:
+    """Deserialized heads by (project, version), bounded in bytes (``DALT_HEAD_CACHE_BYTES``): a version
+    never changes, so no invalidation is needed; a head larger than the budget is served but not kept."""
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self._heads: ByteLRU[tuple[int, str], tuple[Head, dict]] = ByteLRU(max_bytes, head_bytes, name="heads")
+        self._hints: ByteLRU[int, tuple[str, int]] = ByteLRU(1 << 20, lambda h: 128 + len(h[0]), name="hints")
+
+    @property
+    def total_bytes(self) -> int:
+        """What the cached heads cost now."""
+        return self._heads.total_bytes
 
     def encoder_hint(self, pid: int) -> tuple[str, int] | None:
         """(encoder version, dim) of the head last served for ``pid``: what the next request will likely need."""
         return self._hints.get(pid)
 
     def set_encoder_hint(self, pid: int, encoder_version: str, dim: int) -> None:
-        self._hints[pid] = (encoder_version, dim)
+        self._hints.put(pid, (encoder_version, dim))
 
     def get(self, store: Store, pid: int, version: str) -> tuple[Head, dict] | None:
         key = (pid, version)
-        with self._lock:
-            hit = self._heads.get(key)
-            if hit is not None:
-                self._heads.move_to_end(key)
-                return hit
+        hit = self._heads.get(key)
+        if hit is not None:
+            return hit
         record = store.head(pid, version)
         if record is None:
             return None
-        entry = (load_head(record.blob), record.meta)
-        with self._lock:
-            self._heads[key] = entry
-            while len(self._heads) > self.size:
-                self._heads.popitem(last=False)
-        return entry
+        return self._heads.put(key, (load_head(record.blob), record.meta))
 
 
 def _task_id(task: object) -> int | None:

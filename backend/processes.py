@@ -332,7 +332,25 @@ def stop_all(processes: Iterable[ManagedProcess]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- make run
-def run_backend(host: str = "0.0.0.0", port: int = 9090, http_workers: int = 2, rq_workers: int = 1, *,
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def exposure_note(host: str, port: int, env: Mapping[str, str]) -> str:
+    """Who can reach a backend bound to ``host``, and how to protect it (``dalt run`` prints it at start)."""
+    guide = "see docs/guarantees.md, Deployment security"
+    if host in LOOPBACK_HOSTS:
+        return (f"reachable from this machine only ({host}:{port}); to connect a Label Studio on another machine, "
+                f"set HOST=0.0.0.0 together with BASIC_AUTH_USER/BASIC_AUTH_PASS ({guide})")
+    auth = bool(env.get("BASIC_AUTH_USER") and env.get("BASIC_AUTH_PASS"))
+    who = f"reachable from every machine that can reach this one on port {port} (HOST={host})"
+    if auth:
+        return f"{who}; basic auth is on (the webhook: set DALT_WEBHOOK_SECRET too; {guide})"
+    return (f"{who} WITHOUT authentication: anyone who reaches the port can send annotations, label configs and "
+            f"prediction requests; set BASIC_AUTH_USER/BASIC_AUTH_PASS and DALT_WEBHOOK_SECRET, or firewall the port "
+            f"({guide})")
+
+
+def run_backend(host: str = "127.0.0.1", port: int = 9090, http_workers: int = 2, rq_workers: int = 1, *,
                 redis_url: str | None = None, redis_port: int = 6390, var_dir: Path = ROOT / "var",
                 queue: str = "dalt") -> int:
     """Run DALT in the foreground until Ctrl-C or SIGTERM: its own Redis unless ``redis_url``, gunicorn, workers.
@@ -371,6 +389,7 @@ def run_backend(host: str = "0.0.0.0", port: int = 9090, http_workers: int = 2, 
         return 1
     print(f"DALT: backend http://{host}:{port}  REDIS_URL={env['REDIS_URL']}  ({rq_workers} RQ worker(s)); "
           "Ctrl-C stops everything", flush=True)
+    print(f"DALT: {exposure_note(host, port, env)}", flush=True)
     code = 0
     while not stopping:
         dead = [p.name for p in processes if not p.alive]

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,20 +41,37 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def compose_config(*args: str, env: dict[str, str] | None = None) -> dict:
-    """Normalized configuration as Compose prints it (all profiles enabled)."""
+SECRETS = {"LABEL_STUDIO_PASSWORD": "a-test-password-0123", "LABEL_STUDIO_API_KEY": "a-test-key-0123456789"}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without variables a user might have exported for compose, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DALT_", "REDIS_"))}
+    env.update(extra)
+    return env
+
+
+def run_compose_config(env: dict[str, str], env_file: Path | None = None) -> subprocess.CompletedProcess:
+    """``compose config`` with only ``env`` and ``env_file`` (default: an empty one, not a developer's .env)."""
     assert COMPOSE is not None
-    cmd = [*COMPOSE, "-f", str(COMPOSE_FILE), "--profile", "encode", *args, "config"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
-    assert proc.returncode == 0, f"{shlex.join(cmd)} failed:\n{proc.stderr}"
+    with tempfile.TemporaryDirectory() as tmp:
+        if env_file is None:
+            env_file = Path(tmp) / "empty.env"
+            env_file.write_text("")
+        cmd = [*COMPOSE, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "--profile", "encode", "config"]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+
+
+def compose_config(env: dict[str, str]) -> dict:
+    """Normalized configuration as Compose prints it (all profiles enabled)."""
+    proc = run_compose_config(env)
+    assert proc.returncode == 0, f"compose config failed:\n{proc.stderr}"
     return yaml.safe_load(proc.stdout)
 
 
 @pytest.fixture(scope="module")
 def config() -> dict:
-    # Variables a user might have exported must not change what is checked.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DALT_", "REDIS_"))}
-    return compose_config(env=env)
+    return compose_config(clean_env(**SECRETS))
 
 
 def _ports(service: dict) -> set[tuple[str, str, str]]:
@@ -112,7 +130,7 @@ def test_label_studio_can_reach_a_backend_on_the_compose_network(config: dict) -
     # The key Label Studio gives its admin is the one the backend downloads images with.
     assert env["LABEL_STUDIO_USER_TOKEN"] == _env(config["services"]["backend"])["LABEL_STUDIO_API_KEY"]
     assert len(env["LABEL_STUDIO_USER_TOKEN"]) > 5  # shorter keys are silently not applied
-    assert ("", "8080", "8080") in _ports(ls)
+    assert ("127.0.0.1", "8080", "8080") in _ports(ls)  # loopback unless LABEL_STUDIO_BIND says otherwise
     assert _volumes(ls)["/label-studio/data"] == "label-studio-data"
     assert "/health" in " ".join(_command(ls["healthcheck"], "test"))
 
@@ -167,14 +185,42 @@ def test_named_volumes_are_declared(config: dict) -> None:
 
 
 def test_variables_override_defaults() -> None:
-    env = dict(os.environ, LABEL_STUDIO_API_KEY="custom-key-123456", DALT_PORT="9191",
-               DALT_ENCODE_PROJECT="7")
-    config = compose_config(env=env)
+    env = clean_env(**dict(SECRETS, LABEL_STUDIO_API_KEY="custom-key-123456"), DALT_PORT="9191",
+                    DALT_ENCODE_PROJECT="7", LABEL_STUDIO_BIND="0.0.0.0")
+    config = compose_config(env)
     services = config["services"]
     assert _env(services["label-studio"])["LABEL_STUDIO_USER_TOKEN"] == "custom-key-123456"
+    assert _env(services["label-studio"])["LABEL_STUDIO_PASSWORD"] == SECRETS["LABEL_STUDIO_PASSWORD"]
     assert _env(services["worker"])["LABEL_STUDIO_API_KEY"] == "custom-key-123456"
     assert ("127.0.0.1", "9191", "9090") in _ports(services["backend"])
+    assert ("0.0.0.0", "8080", "8080") in _ports(services["label-studio"])
     assert _command(services["encode"]) == ["--project", "7"]
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_start_without_real_secrets(missing: str, tmp_path: Path) -> None:
+    """No published default password or key: unset, empty, or the example file copied as is, compose stops."""
+    others = {k: v for k, v in SECRETS.items() if k != missing}
+    for env in (clean_env(**others), clean_env(**others, **{missing: ""})):
+        proc = run_compose_config(env)
+        assert proc.returncode != 0
+        assert missing in proc.stderr and ".env.example" in proc.stderr, proc.stderr
+    copied = tmp_path / ".env"
+    copied.write_text((ROOT / ".env.example").read_text())
+    proc = run_compose_config(clean_env(), env_file=copied)
+    assert proc.returncode != 0 and ".env.example" in proc.stderr
+
+
+def test_the_example_env_file_exists_and_names_every_secret() -> None:
+    """The header tells users to copy .env.example: it exists, lists both secrets empty, and is not ignored."""
+    example = (ROOT / ".env.example").read_text()
+    for name in SECRETS:
+        assert re.search(rf"^{name}=$", example, re.M), name
+    assert "cp .env.example .env" in COMPOSE_FILE.read_text()
+    assert "change-me" not in COMPOSE_FILE.read_text()
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".env.example"], cwd=ROOT, capture_output=True)
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT)
+    assert tracked.returncode == 0 or ignored.returncode != 0  # committed (or at least committable)
 
 
 def test_every_command_exists_outside_docker() -> None:
