@@ -114,8 +114,9 @@ def setup_access(config: Config, hostname: object, access_token: object) -> dict
     """
     if config.label_studio_url:
         if hostname and _http_url(hostname) != config.label_studio_url.rstrip("/"):
+            shown = urlsplit(str(hostname)).hostname if isinstance(hostname, str) else None  # no userinfo, no path
             _log_once("setup-ignored", "/setup sent hostname %r; ignored: LABEL_STUDIO_URL is configured and "
-                      "downloads and crawls only go there", str(hostname)[:200])
+                      "downloads and crawls only go there", (shown or "?")[:200])
         return None
     url = _http_url(hostname)
     token = access_token if isinstance(access_token, str) and url and len(access_token) <= 4096 else ""

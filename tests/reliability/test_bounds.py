@@ -190,6 +190,22 @@ def test_download_clients_are_bounded_and_evicted_ones_closed(config, store, mon
     assert threading.active_count() - threads_before <= 4 * 16 + 2
 
 
+def test_encoders_are_cached_within_a_byte_budget(config, store, monkeypatch):
+    monkeypatch.setattr(encoding, "_fetchers", None)
+    monkeypatch.setattr(encoding, "_artifacts", None)
+    arts = []
+    for seed in range(4):  # four versions of one size
+        torch.manual_seed(seed)
+        arts.append(EncoderArtifact(ConvEncoder(1, 28, 8), objective="autoencoder"))
+    budget = 2 * len(arts[0].to_bytes()) * 2 + 1000  # two encoders, as the cache counts them (2x the blob)
+    cfg = replace(config, encoder_cache_bytes=budget)
+    for pid, art in enumerate(arts, start=1):
+        store.put_encoder(pid, art.version, art.to_bytes(), art.meta())
+        assert encoding.load_artifact(store, pid, art.version, cfg) is not None
+    artifacts, _ = encoding._caches(cfg)
+    assert artifacts.total_bytes <= budget and len(artifacts) == 2
+
+
 def test_heads_are_cached_within_a_byte_budget(store, seeded_project, annotation_event, client):
     seeded_project(n=30)
     for i in range(12):
