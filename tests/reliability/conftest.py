@@ -18,6 +18,16 @@ import requests
 from backend import processes
 from backend.processes import ManagedProcess, RedisServer
 from tests.conftest import start_test_worker, worker_env
+from tests.fake_label_studio import FakeLabelStudio
+
+
+@pytest.fixture
+def fake_ls() -> Iterator[FakeLabelStudio]:
+    """A fake Label Studio on loopback whose project 1 has 60 image tasks without annotations."""
+    ls = FakeLabelStudio().start()
+    ls.add_tasks(1, list(range(1, 61)))
+    yield ls
+    ls.stop()
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from backend import labelstudio
 from backend.app import create_app
 from backend.encoding import encode_missing
 from backend.labelstudio import label_studio_access, local_storage_scope
@@ -51,9 +52,11 @@ def authorizations(host) -> list:
     return [r.headers.get("Authorization") for r in host.requests]
 
 
-def test_a_key_without_its_url_never_goes_to_a_setup_hostname(config, store, encoder_in, foreign_host, caplog):
+def test_a_key_without_its_url_never_goes_to_a_setup_hostname(config, store, encoder_in, foreign_host, caplog,
+                                                              monkeypatch):
     """Only LABEL_STUDIO_API_KEY set; /setup names another host: downloads and the reconcile crawl never send the
     key there (private networks allowed, so only the credential rule can stop it)."""
+    monkeypatch.setattr(labelstudio, "_logged", set())  # logged once per process: start afresh
     cfg = replace(config, label_studio_api_key=KEY, allow_private_networks=True)
     client = create_app(cfg, store=store).test_client()
     setup_naming(client, foreign_host.url)

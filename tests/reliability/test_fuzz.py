@@ -49,7 +49,10 @@ def mutated_payload(draw) -> tuple[str, dict]:
     path = draw(st.sampled_from(PATHS))
     body = json.loads(json.dumps(draw(st.sampled_from(PAYLOADS[path]))))
     for _ in range(draw(st.integers(1, 3))):
-        key_path = draw(st.sampled_from(paths_of(body)))
+        paths = paths_of(body)
+        if not paths:  # every key removed already
+            break
+        key_path = draw(st.sampled_from(paths))
         node = body
         for k in key_path[:-1]:
             node = node[k]

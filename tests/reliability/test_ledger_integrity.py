@@ -20,15 +20,6 @@ from backend.reconcile import reconcile_project
 from backend.store import keys
 from backend.training import train_project
 from tests.conftest import CONFIG_XML, load_fixture, run_jobs
-from tests.fake_label_studio import FakeLabelStudio
-
-
-@pytest.fixture
-def fake_ls() -> FakeLabelStudio:
-    ls = FakeLabelStudio().start()
-    ls.add_tasks(1, list(range(1, 31)))
-    yield ls
-    ls.stop()
 
 
 @pytest.fixture

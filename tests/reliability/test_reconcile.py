@@ -15,15 +15,6 @@ import pytest
 from backend.app import create_app
 from backend.reconcile import reconcile_project
 from tests.conftest import ROOT, run_jobs, training_settled, wait_for
-from tests.fake_label_studio import FakeLabelStudio
-
-
-@pytest.fixture
-def fake_ls() -> FakeLabelStudio:
-    ls = FakeLabelStudio().start()
-    ls.add_tasks(1, list(range(1, 61)))
-    yield ls
-    ls.stop()
 
 
 @pytest.fixture
