@@ -74,3 +74,21 @@ class Watchdog:
                     callback()
                 except Exception:  # noqa: BLE001 - the watchdog must keep serving other deadlines
                     log.warning("%s: deadline callback failed", self.name, exc_info=True)
+
+
+def shutdown_socket(resp: object) -> None:
+    """Shut down the socket under a streamed ``requests`` response (from the watchdog thread): a read blocked on
+    it returns at once. Best effort: a response whose connection was already released has nothing to cut."""
+    import socket
+
+    raw = getattr(resp, "raw", None)
+    conn = getattr(raw, "_connection", None) or getattr(raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:  # urllib3 released the connection; reach the socket through the file object
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -36,7 +36,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from encoder.auth import AuthError, LabelStudioAuth
-from encoder.deadline import Watchdog
+from encoder.deadline import Watchdog, shutdown_socket
+from encoder.localfiles import EscapesRoot, LocalFiles
 from encoder.netguard import RefusedHost, check_public, host_listed, origin
 from encoder.settings import FetchSettings
 
@@ -112,14 +113,12 @@ class ImageFetcher:
     ):
         self.ls_url = (ls_url or "").rstrip("/")
         self.ls_trusted = bool(ls_trusted)
-        self.local_scope = None if local_scope is None else tuple(os.path.normpath(p) for p in local_scope)
-        self.local_ls_root = os.path.normpath(local_ls_root or local_root) if (local_ls_root or local_root) else None
+        self.local = LocalFiles(local_root, local_scope, local_ls_root) if local_root else None
         self.timeout = float(timeout)
         self.max_bytes = int(max_bytes)
         self.allowed_hosts = tuple(allowed_hosts)
         self.allow_private_networks = bool(allow_private_networks)
         self.workers = max(1, int(workers))
-        self.local_root = os.path.realpath(local_root) if local_root else None
         self._ls_origin = origin(urlsplit(self.ls_url)) if self.ls_url else None
         self.session = requests.Session()
         self.session.trust_env = False  # no .netrc credentials or env proxies sneaking into requests
@@ -225,9 +224,13 @@ class ImageFetcher:
         """
         absolute = self.resolve(url)
         shown = display_url(absolute)
-        if self.local_root and self._is_ls(absolute) and urlsplit(absolute).path == LOCAL_FILES_PREFIX:
-            local = self._local_path(absolute, shown)
-            if local is not None:
+        if self.local and self._is_ls(absolute) and urlsplit(absolute).path == LOCAL_FILES_PREFIX:
+            try:
+                local = self.local.path_of(parse_qs(urlsplit(absolute).query).get("d", [""])[0])
+            except EscapesRoot:
+                raise FetchError(f"local file path escapes the document root: {shown}", url=shown,
+                                 reason="bad_url") from None
+            if local is not None:  # else: outside the project's storages, Label Studio decides
                 return self._read_local(local, shown)
         try:
             return self._get(absolute, shown)
@@ -319,7 +322,7 @@ class ImageFetcher:
         chunks: list[bytes] = []
         total = 0
         # The watchdog shuts the socket down at the deadline: a read blocked on a slow drip returns at once.
-        with _WATCHDOG.guard(deadline, lambda: _shutdown(resp)) as fired:
+        with _WATCHDOG.guard(deadline, lambda: shutdown_socket(resp)) as fired:
             try:
                 for chunk in resp.iter_content(_CHUNK):
                     total += len(chunk)
@@ -335,33 +338,6 @@ class ImageFetcher:
             if fired.is_set():  # the shutdown may end the body early without an error: never a partial image
                 raise timed_out
         return b"".join(chunks)
-
-    def _local_path(self, url: str, shown: str) -> str | None:
-        """The file a ``/data/local-files/`` URL names on disk, or None to download it from Label Studio.
-
-        Label Studio serves such a file only when one of the project's local storages contains it; with a
-        ``local_scope`` the same rule is applied here, so one project's task data cannot read another
-        project's files from the shared document root. Outside the scope the request goes to Label Studio,
-        which answers (or refuses) with its own permissions.
-
-        Raises:
-            FetchError: (``bad_url``) the path escapes the document root.
-        """
-        rel = parse_qs(urlsplit(url).query).get("d", [""])[0]
-        assert self.local_root is not None
-        path = os.path.realpath(os.path.join(self.local_root, rel.lstrip("/")))
-        if not rel or os.path.commonpath([path, self.local_root]) != self.local_root:
-            raise FetchError(
-                f"local file path escapes the document root: {shown}", url=shown, reason="bad_url"
-            )
-        if self.local_scope is None:
-            return path
-        assert self.local_ls_root is not None
-        as_ls = os.path.normpath(os.path.join(self.local_ls_root, os.path.relpath(path, self.local_root)))
-        folder = os.path.dirname(as_ls)
-        if any(folder == s or folder.startswith(s.rstrip("/") + "/") for s in self.local_scope):
-            return path
-        return None
 
     def _read_local(self, path: str, shown: str) -> bytes:
         try:
@@ -426,20 +402,3 @@ class ImageFetcher:
 
 
 _WATCHDOG = Watchdog("dalt-fetch-deadline")
-
-
-def _shutdown(resp: requests.Response) -> None:
-    """Shut down the socket under a streamed response (from the watchdog thread): a blocked read returns."""
-    import socket
-
-    sock = None
-    conn = getattr(resp.raw, "_connection", None) or getattr(resp.raw, "connection", None)
-    sock = getattr(conn, "sock", None)
-    if sock is None:  # urllib3 released the connection; reach the socket through the file object
-        fp = getattr(getattr(resp.raw, "_fp", None), "fp", None)
-        sock = getattr(getattr(fp, "raw", None), "_sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass

@@ -60,5 +60,5 @@ def test_a_fetcher_from_settings():
     with ImageFetcher.from_settings(settings) as f:
         assert (f.ls_url, f.timeout, f.max_bytes, f.allowed_hosts, f.allow_private_networks, f.workers) == (
             "http://ls:8080", 3.0, 1000, ("img.example",), True, 2)
-        assert f.local_root is not None
+        assert f.local is not None and f.local.root == "/tmp"
     assert "SECRET" not in repr(settings)  # the key never shows in logs
