@@ -222,6 +222,6 @@ def test_fetcher_gets_the_configured_limits_and_the_run_s_workers(config: Config
     fetcher = bulk.make_fetcher(opts(workers=3, local_files_root=str(tmp_path)), cfg, store)
     try:
         assert (fetcher.workers, fetcher.timeout, fetcher.max_bytes) == (3, 3.0, 1234)
-        assert fetcher.ls_url == "http://ls.invalid:8080" and fetcher.local_root == str(tmp_path.resolve())
+        assert fetcher.ls_url == "http://ls.invalid:8080" and fetcher.local.root == str(tmp_path.resolve())
     finally:
         fetcher.close()
