@@ -2,7 +2,9 @@
 
 Names follow Label Studio's ML-backend conventions (``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``,
 ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS``, ``LOG_LEVEL``) so an admin can reuse their usual settings; the
-rest are prefixed ``DALT_``. Every knob is documented in the README's Configuration table.
+rest are prefixed ``DALT_``. :class:`Config` is what the backend and its workers do; :class:`ProcessConfig`
+is how ``dalt run``, ``gunicorn.conf.py`` and the Label Studio helpers start processes. Every variable of both
+mappings is documented in docs/configuration.md (tests/test_docs.py checks that page against them).
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from encoder.settings import FetchSettings
+
+_T = TypeVar("_T")
 
 
 def _bool(value: str) -> bool:
@@ -20,6 +25,37 @@ def _bool(value: str) -> bool:
 
 def _list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _from_env(cls: type[_T], names: Mapping[str, str], environ: Mapping[str, str] | None,
+              overrides: Mapping[str, Any]) -> _T:
+    """Build the dataclass ``cls`` from the variables ``names`` maps its fields to; ``overrides`` win.
+
+    Raises:
+        ValueError: naming the variable whose value cannot be parsed.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(cls):
+        name = names.get(f.name)
+        if name is None or name not in env:
+            continue
+        raw = env[name]
+        try:
+            if f.type in ("int", int):
+                values[f.name] = int(raw)
+            elif f.type in ("float", float):
+                values[f.name] = float(raw)
+            elif f.type in ("bool", bool):
+                values[f.name] = _bool(raw)
+            elif "tuple" in str(f.type):
+                values[f.name] = _list(raw)
+            else:
+                values[f.name] = raw
+        except ValueError as exc:
+            raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
+    values.update(overrides)
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -91,28 +127,7 @@ class Config:
         Raises:
             ValueError: naming the variable whose value cannot be parsed.
         """
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            name = cls._ENV.get(f.name)
-            if name is None or name not in env:
-                continue
-            raw = env[name]
-            try:
-                if f.type in ("int", int):
-                    values[f.name] = int(raw)
-                elif f.type in ("float", float):
-                    values[f.name] = float(raw)
-                elif f.type in ("bool", bool):
-                    values[f.name] = _bool(raw)
-                elif "tuple" in str(f.type):
-                    values[f.name] = _list(raw)
-                else:
-                    values[f.name] = raw
-            except ValueError as exc:
-                raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        return _from_env(cls, cls._ENV, environ, overrides)
 
     @property
     def basic_auth_enabled(self) -> bool:
@@ -132,3 +147,42 @@ class Config:
             allow_private_networks=self.allow_private_networks,
             local_files_root=self.local_files_root or None,
         )
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """How DALT's processes are started and served: ``dalt run``, ``gunicorn.conf.py``, Label Studio's venv.
+
+    Apart from :class:`Config` because none of it changes what the backend does, only where and how many.
+    """
+
+    host: str = "0.0.0.0"
+    port: int = 9090
+    http_workers: int = 2
+    http_threads: int = 4
+    rq_workers: int = 1
+    # ``dalt run`` starts its own redis-server on this port unless REDIS_URL is set (6390: never a Redis on 6379)
+    redis_url: str = ""
+    redis_port: int = 6390
+    # Label Studio's own virtualenv for the demo and the e2e tests (empty: ~/.cache/dalt/label-studio-<version>)
+    ls_venv: str = ""
+
+    _ENV = {
+        "host": "HOST",
+        "port": "PORT",
+        "http_workers": "DALT_HTTP_WORKERS",
+        "http_threads": "DALT_HTTP_THREADS",
+        "rq_workers": "DALT_RQ_WORKERS",
+        "redis_url": "REDIS_URL",
+        "redis_port": "DALT_REDIS_PORT",
+        "ls_venv": "DALT_LS_VENV",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ProcessConfig:
+        """Read the process settings from ``environ`` (default ``os.environ``); ``overrides`` win.
+
+        Raises:
+            ValueError: naming the variable whose value cannot be parsed.
+        """
+        return _from_env(cls, cls._ENV, environ, overrides)
