@@ -71,21 +71,23 @@ def render_page(results: dict[str, Any]) -> str:
 
 
 def headlines(results: dict[str, Any]) -> list[str]:
-    """The README's lines about speed (Markdown list items), every number from ``results``."""
+    """The README's lines about speed (Markdown list items with their sources), every number from ``results``."""
     r = results["results"]
     fresh = r["freshness"]["5000"]
     predict = r["predict"]["dalt"]
     big = max(predict, key=int)
     web = r["webhook"]
-    return [
+    source = " ([bench.md](docs/bench.md), [results.json](docs/bench/results.json))"
+    lines = [
         f"- A label reaches the served model in {fresh['median_s']:.2f} s (median, 5,000 labels: webhook -> RQ "
-        f"fit -> `/predict`).",
+        f"fit -> `/predict`)",
         f"- `/predict` answers one task in {predict['1']['p50_ms']:.1f} ms (p50) and {int(big):,} tasks in one "
-        f"call in {predict[big]['p50_ms']:.0f} ms.",
+        f"call in {predict[big]['p50_ms']:.0f} ms",
         f"- The webhook acknowledges in {web['dalt']['p50_ms']:.1f} ms p50 / {web['dalt']['p99_ms']:.1f} ms p99 "
         f"during a burst of {web['n']:,} annotations (training inside the webhook: "
-        f"{web['sync_training']['p99_ms']:.0f} ms p99).",
+        f"{web['sync_training']['p99_ms']:.0f} ms p99)",
     ]
+    return [f"{line}{source}." for line in lines]
 
 
 def load(path: str | Path = RESULTS) -> dict[str, Any]:
