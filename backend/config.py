@@ -77,7 +77,7 @@ class Config:
     # "spreading" (label spreading over all cached embeddings + logistic regression) won the labeling study
     # (docs/study); "logreg" is the paper's head.
     head: str = "spreading"
-    # Encoder objective for bulk encoding (scripts/encode_tasks.py): "contrastive" won the study;
+    # Encoder objective for bulk encoding (dalt encode): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
     encoder_objective: str = "contrastive"
     # Requests

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent  # the environment running the tests, where pip put the console script
 SUBCOMMANDS = ["run", "encode", "order", "report", "reconcile", "demo", "study", "bench", "ls-venv", "docs"]
-# The README's older commands, each a thin wrapper around one `dalt` subcommand.
+# The older script names, each a thin wrapper around one `dalt` subcommand.
 WRAPPERS = {
     "encode_tasks.py": ["encode"], "order_tasks.py": ["order"], "report.py": ["report"],
     "reconcile.py": ["reconcile"], "run_backend.py": ["run"], "simulate.py": ["study"], "bench.py": ["bench"],
