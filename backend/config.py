@@ -12,11 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import ClassVar, Self
 
 from encoder.settings import FetchSettings
-
-_T = TypeVar("_T")
 
 
 def _bool(value: str) -> bool:
@@ -27,39 +25,44 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def _from_env(cls: type[_T], names: Mapping[str, str], environ: Mapping[str, str] | None,
-              overrides: Mapping[str, Any]) -> _T:
-    """Build the dataclass ``cls`` from the variables ``names`` maps its fields to; ``overrides`` win.
+class _FromEnv:
+    """A frozen dataclass read from the environment variables its ``_ENV`` maps its fields to."""
 
-    Raises:
-        ValueError: naming the variable whose value cannot be parsed.
-    """
-    env = os.environ if environ is None else environ
-    values: dict[str, object] = {}
-    for f in fields(cls):
-        name = names.get(f.name)
-        if name is None or name not in env:
-            continue
-        raw = env[name]
-        try:
-            if f.type in ("int", int):
-                values[f.name] = int(raw)
-            elif f.type in ("float", float):
-                values[f.name] = float(raw)
-            elif f.type in ("bool", bool):
-                values[f.name] = _bool(raw)
-            elif "tuple" in str(f.type):
-                values[f.name] = _list(raw)
-            else:
-                values[f.name] = raw
-        except ValueError as exc:
-            raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
-    values.update(overrides)
-    return cls(**values)
+    _ENV: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
+        """Read the settings from ``environ`` (default ``os.environ``); ``overrides`` win.
+
+        Raises:
+            ValueError: naming the variable whose value cannot be parsed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            name = cls._ENV.get(f.name)
+            if name is None or name not in env:
+                continue
+            raw = env[name]
+            try:
+                if f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("float", float):
+                    values[f.name] = float(raw)
+                elif f.type in ("bool", bool):
+                    values[f.name] = _bool(raw)
+                elif "tuple" in str(f.type):
+                    values[f.name] = _list(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(_FromEnv):
     """Everything the backend, the workers and the scripts can be told."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -120,15 +123,6 @@ class Config:
         "reconcile_interval": "DALT_RECONCILE_INTERVAL",
     }
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
-        """Read the configuration from ``environ`` (default ``os.environ``); ``overrides`` win.
-
-        Raises:
-            ValueError: naming the variable whose value cannot be parsed.
-        """
-        return _from_env(cls, cls._ENV, environ, overrides)
-
     @property
     def basic_auth_enabled(self) -> bool:
         """Basic auth is on only when both user and password are set."""
@@ -150,7 +144,7 @@ class Config:
 
 
 @dataclass(frozen=True)
-class ProcessConfig:
+class ProcessConfig(_FromEnv):
     """How DALT's processes are started and served: ``dalt run``, ``gunicorn.conf.py``, Label Studio's venv.
 
     Apart from :class:`Config` because none of it changes what the backend does, only where and how many.
@@ -178,11 +172,3 @@ class ProcessConfig:
         "ls_venv": "DALT_LS_VENV",
     }
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ProcessConfig:
-        """Read the process settings from ``environ`` (default ``os.environ``); ``overrides`` win.
-
-        Raises:
-            ValueError: naming the variable whose value cannot be parsed.
-        """
-        return _from_env(cls, cls._ENV, environ, overrides)
