@@ -24,7 +24,7 @@ run: $(BIN)/dalt-installed  ## backend + RQ worker (+ its own redis-server unles
 	$(BIN)/dalt run
 
 test: $(BIN)/dalt-installed  ## the whole suite: lint, unit, integration, reliability, end-to-end
-	$(BIN)/python scripts/ls_venv.py --quiet
+	$(BIN)/dalt ls-venv --quiet
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -32,15 +32,16 @@ test-fast: $(BIN)/dalt-installed  ## everything but the real-Label-Studio end-to
 	$(BIN)/pytest -q -m "not e2e"
 
 e2e: $(BIN)/dalt-installed  ## end-to-end: real Label Studio 1.23.2 + headless Chromium
-	$(BIN)/python scripts/ls_venv.py --quiet
+	$(BIN)/dalt ls-venv --quiet
 	$(BIN)/pytest -q -m e2e tests/e2e
 
 demo: $(BIN)/dalt-installed  ## Label Studio + Redis + backend + worker with a sample MNIST project
-	$(BIN)/python scripts/ls_venv.py --quiet
+	$(BIN)/dalt ls-venv --quiet
 	$(BIN)/dalt demo
 
-bench: $(BIN)/dalt-installed  ## speed and scale benchmarks (writes docs/bench/results.json)
+bench: $(BIN)/dalt-installed  ## speed and scale benchmarks (writes docs/bench/results.json and docs/bench.md)
 	$(BIN)/dalt bench --json docs/bench/results.json
+	$(BIN)/dalt docs
 
 study: $(BIN)/dalt-installed  ## the labeling-efficiency study on MNIST and sklearn digits
 	$(BIN)/dalt study --dataset mnist --json docs/study/mnist.json --plot docs/study

@@ -5,11 +5,13 @@ Used by ``make run``, the Dockerfile and docker compose: ``gunicorn 'backend.app
 
 import os
 
-# Loopback unless HOST says otherwise: a fresh start must not open the webhook to the network
-# (the Dockerfile sets HOST=0.0.0.0: a container publishes its port explicitly).
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '9090')}"
-workers = int(os.environ.get("DALT_HTTP_WORKERS", "2"))
-threads = int(os.environ.get("DALT_HTTP_THREADS", "4"))
+from backend.config import ProcessConfig
+
+_process = ProcessConfig.from_env()  # HOST, PORT, DALT_HTTP_WORKERS, DALT_HTTP_THREADS (docs/configuration.md)
+# Loopback unless HOST says otherwise (the Dockerfile sets HOST=0.0.0.0: a container publishes its port).
+bind = f"{_process.host}:{_process.port}"
+workers = _process.http_workers
+threads = _process.http_threads
 timeout = 120  # Label Studio waits up to 100 s for a /predict of a large selection
 accesslog = "-"
 # The path without its query string: a webhook secret given as ?secret= must never reach a log.

@@ -7,7 +7,7 @@ After that first round the remaining tasks follow in a seeded random order: typi
 once their cluster has a label, and random order keeps the rest representative.
 
 The order reaches Label Studio as a number per task (``dalt_order``, 0 first), which
-``scripts/order_tasks.py`` writes into each task's data so annotators sort the data manager by it.
+``dalt order`` (``backend.ordering``) writes into each task's data so annotators sort the data manager by it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Names follow Label Studio's ML-backend conventions (``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``,
 ``BASIC_AUTH_USER``/``BASIC_AUTH_PASS``, ``LOG_LEVEL``) so an admin can reuse their usual settings; the
-rest are prefixed ``DALT_``. Every knob is documented in the README's Configuration table.
+rest are prefixed ``DALT_``. :class:`Config` is what the backend and its workers do; :class:`ProcessConfig`
+is how ``dalt run``, ``gunicorn.conf.py`` and the Label Studio helpers start processes. Every variable of both
+mappings is documented in docs/configuration.md (tests/test_docs.py checks that page against them).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import ClassVar, Self
 
 from encoder.settings import FetchSettings
 
@@ -22,8 +25,44 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+class _FromEnv:
+    """A frozen dataclass read from the environment variables its ``_ENV`` maps its fields to."""
+
+    _ENV: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Self:
+        """Read the settings from ``environ`` (default ``os.environ``); ``overrides`` win.
+
+        Raises:
+            ValueError: naming the variable whose value cannot be parsed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            name = cls._ENV.get(f.name)
+            if name is None or name not in env:
+                continue
+            raw = env[name]
+            try:
+                if f.type in ("int", int):
+                    values[f.name] = int(raw)
+                elif f.type in ("float", float):
+                    values[f.name] = float(raw)
+                elif f.type in ("bool", bool):
+                    values[f.name] = _bool(raw)
+                elif "tuple" in str(f.type):
+                    values[f.name] = _list(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class Config:
+class Config(_FromEnv):
     """Everything the backend, the workers and the scripts can be told."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -41,7 +80,7 @@ class Config:
     # "spreading" (label spreading over all cached embeddings + logistic regression) won the labeling study
     # (docs/study); "logreg" is the paper's head.
     head: str = "spreading"
-    # Encoder objective for bulk encoding (scripts/encode_tasks.py): "contrastive" won the study;
+    # Encoder objective for bulk encoding (dalt encode): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
     encoder_objective: str = "contrastive"
     # Requests: what one request may cost (docs/guarantees.md, "Bounded work per request")
@@ -110,36 +149,6 @@ class Config:
         "reconcile_interval": "DALT_RECONCILE_INTERVAL",
     }
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
-        """Read the configuration from ``environ`` (default ``os.environ``); ``overrides`` win.
-
-        Raises:
-            ValueError: naming the variable whose value cannot be parsed.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            name = cls._ENV.get(f.name)
-            if name is None or name not in env:
-                continue
-            raw = env[name]
-            try:
-                if f.type in ("int", int):
-                    values[f.name] = int(raw)
-                elif f.type in ("float", float):
-                    values[f.name] = float(raw)
-                elif f.type in ("bool", bool):
-                    values[f.name] = _bool(raw)
-                elif "tuple" in str(f.type):
-                    values[f.name] = _list(raw)
-                else:
-                    values[f.name] = raw
-            except ValueError as exc:
-                raise ValueError(f"{name}={raw!r} is not a valid value: {exc}") from None
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
-
     @property
     def basic_auth_enabled(self) -> bool:
         """Basic auth is on only when both user and password are set."""
@@ -173,3 +182,35 @@ class Config:
             local_files_ls_root=self.local_files_ls_root or self.local_files_root or None,
             local_files_scope=local_files_scope,
         )
+
+
+@dataclass(frozen=True)
+class ProcessConfig(_FromEnv):
+    """How DALT's processes are started and served: ``dalt run``, ``gunicorn.conf.py``, Label Studio's venv.
+
+    Apart from :class:`Config` because none of it changes what the backend does, only where and how many.
+    """
+
+    # Loopback: a fresh `dalt run` must not open the webhook to the network (docs/guarantees.md)
+    host: str = "127.0.0.1"
+    port: int = 9090
+    http_workers: int = 2
+    http_threads: int = 4
+    rq_workers: int = 1
+    # ``dalt run`` starts its own redis-server on this port unless REDIS_URL is set (6390: never a Redis on 6379)
+    redis_url: str = ""
+    redis_port: int = 6390
+    # Label Studio's own virtualenv for the demo and the e2e tests (empty: ~/.cache/dalt/label-studio-<version>)
+    ls_venv: str = ""
+
+    _ENV = {
+        "host": "HOST",
+        "port": "PORT",
+        "http_workers": "DALT_HTTP_WORKERS",
+        "http_threads": "DALT_HTTP_THREADS",
+        "rq_workers": "DALT_RQ_WORKERS",
+        "redis_url": "REDIS_URL",
+        "redis_port": "DALT_REDIS_PORT",
+        "ls_venv": "DALT_LS_VENV",
+    }
+

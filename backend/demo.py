@@ -19,7 +19,6 @@ the end-to-end tests.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -29,14 +28,12 @@ import requests
 
 from backend.labelstudio_server import LabelStudio, start_label_studio
 from backend.processes import (
-    ROOT,
     ManagedProcess,
     service_env,
     start_gunicorn,
     start_redis,
     start_worker,
     stop_all,
-    venv_bin,
 )
 
 PROJECT_TITLE = "DALT demo: MNIST digits"
@@ -131,13 +128,23 @@ def backend_env(redis_url: str, ls: LabelStudio | None, extra: Mapping[str, str]
 
 
 def encode(pid: int, env: Mapping[str, str], progress: bool = True, epochs: int | None = None) -> None:
-    """Bulk-encode a project's images with the encode command (trains the project's encoder on first use)."""
-    argv = [venv_bin("python"), str(ROOT / "scripts" / "encode_tasks.py"), "--project", str(pid)]
-    if epochs:
-        argv += ["--epochs", str(epochs)]
-    if not progress:
-        argv.append("--no-progress")
-    subprocess.run(argv, cwd=ROOT, env=dict(env), check=True)
+    """Bulk-encode a project's images as ``dalt encode`` does (trains the project's encoder on first use).
+
+    Runs in this process with the backend's environment ``env`` (its Redis, Label Studio URL and key).
+
+    Raises:
+        RuntimeError: no task could be encoded.
+    """
+    from backend.bulk import EncodeOptions, encode_project
+    from backend.config import Config
+
+    opts = EncodeOptions(project=pid, progress=progress, **({"epochs": epochs} if epochs else {}))
+    summary = encode_project(opts, config=Config.from_env(env), out=sys.stdout)
+    for line in summary.failure_lines():
+        print(line, file=sys.stderr)
+    print(summary.line(), flush=True)
+    if summary.exit_code() != 0:
+        raise RuntimeError(f"encoding project {pid} failed: {summary.line()}")
 
 
 # ------------------------------------------------------------------------------------------------ the demo

@@ -10,7 +10,7 @@ to that bucket. The mean lead time of accepted vs corrected tasks is the time a 
 Only the first annotation after a suggestion counts (an update of the same annotation does not count
 twice). One Lua script, in the same round trip as the label itself (``backend.ledger``): the webhook
 stays fast. :func:`record_outcome` does the same for callers outside the webhook (the labeling study).
-``/metrics`` exposes the counters and ``scripts/report.py`` prints them.
+``/metrics`` exposes the counters and ``dalt report`` (``backend.report``) prints them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run a real Label Studio 1.23.2 server for the e2e tests and the demo, isolated from the user's services.
 
 Label Studio lives in its own virtualenv (:mod:`backend.lsvenv`): its pins clash with ours. The settings it
-gets are the ones it needs to talk to a backend on loopback (see the README's End-to-end tests section).
+gets are the ones it needs to talk to a backend on loopback (see docs/testing.md, End-to-end tests).
 
 Isolation: Label Studio Community connects its django-rq queues to ``localhost:6379`` DB 0, hard-coded in
 its settings, even with ``REDIS_ENABLED = False`` (it pings that Redis when it loads, and keeps the

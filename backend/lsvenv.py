@@ -19,7 +19,9 @@ _MARKER = ".dalt-ls-ready"
 
 def ls_venv_dir() -> Path:
     """Where the Label Studio virtualenv lives (``$DALT_LS_VENV`` overrides the cache default)."""
-    override = os.environ.get("DALT_LS_VENV")
+    from backend.config import ProcessConfig
+
+    override = ProcessConfig.from_env().ls_venv
     if override:
         return Path(override).expanduser()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -16,8 +16,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -305,6 +306,21 @@ def start_redis(data_dir: Path, port: int | None = None, *, persistent: bool = F
     return RedisServer(data_dir, port, persistent=persistent, args=args).start(timeout)
 
 
+@contextlib.contextmanager
+def temporary_redis(prefix: str = "dalt-redis-", timeout: float = 20) -> Iterator[str]:
+    """A private, non-persistent redis-server on a free port whose data folder is deleted afterwards.
+
+    Yields:
+        Its URL (DB 0). The server is stopped when the block ends.
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = start_redis(Path(tmp), timeout=timeout)
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
 # ------------------------------------------------------------------------------------ gunicorn and RQ
 def start_gunicorn(env: Mapping[str, str], port: int | None = None, *, host: str = "127.0.0.1",
                    workers: int = 1, args: Iterable[str] = (), log_path: Path | None = None,
@@ -318,10 +334,16 @@ def start_gunicorn(env: Mapping[str, str], port: int | None = None, *, host: str
 
 
 def start_worker(env: Mapping[str, str], queue: str = "dalt", *, worker_class: str = PRELOADED_WORKER,
-                 args: Iterable[str] = (), log_path: Path | None = None, name: str = "worker") -> ManagedProcess:
-    """Start one ``rq worker`` with its scheduler on ``queue`` of ``env["REDIS_URL"]``; ``args`` add options."""
-    argv = [venv_bin("rq"), "worker", "--url", env["REDIS_URL"], "--with-scheduler", "--worker-class",
-            worker_class, *args, queue]
+                 args: Iterable[str] = (), log_path: Path | None = None, name: str = "worker",
+                 scheduler: bool = True) -> ManagedProcess:
+    """Start one ``rq worker`` on ``queue`` of ``env["REDIS_URL"]``; ``args`` add options.
+
+    Args:
+        scheduler: run RQ's scheduler in the worker (retry back-offs and delayed reconciles need it); the
+            benchmarks leave it out so that no delayed job competes with what they measure.
+    """
+    argv = [venv_bin("rq"), "worker", "--url", env["REDIS_URL"], *(["--with-scheduler"] if scheduler else []),
+            "--worker-class", worker_class, *args, queue]
     return ManagedProcess(name, argv, env, log_path).start()
 
 

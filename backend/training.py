@@ -52,7 +52,7 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
     result = TrainResult(project=pid, status="skipped", generation=generation)
     encoder = store.current_encoder(pid)
     if encoder is None:
-        result.reason = "the project has no encoder yet: run scripts/encode_tasks.py"
+        result.reason = "the project has no encoder yet: run `dalt encode`"
         return result
     min_labels = int(project.get("min_annotations") or 0)
     if classes:

@@ -4,7 +4,7 @@ Why: the paper's reconstruction objective spends the latent vector on redrawing 
 exact position), which a classifier then has to see past. A contrastive objective instead asks the
 encoder to map two random views of one image close together and away from every other image in the
 batch, so the vector keeps what survives augmentation: the shape, i.e. the class. In the labeling study
-(``scripts/simulate.py``, MNIST-5k) it lifts logistic regression on 100 labels from 68% with the paper's
+(``dalt study``, MNIST-5k) it lifts logistic regression on 100 labels from 68% with the paper's
 autoencoder to 88%, and the share of accepted pre-annotations from 86.6% to 95.8%.
 
 The projection head (an MLP on top of the latent vector, as in SimCLR) is trained with the encoder and

@@ -175,7 +175,7 @@ def test_worker_and_encoder_share_the_backend_image_and_settings(config: dict) -
     assert _env(worker)["DALT_QUEUE"] == "dalt"
     # The encoder is a one-shot job, only started on request.
     assert encode["profiles"] == ["encode"]
-    assert _command(encode, "entrypoint") == ["python", "scripts/encode_tasks.py"]
+    assert _command(encode, "entrypoint") == ["dalt", "encode"]
     assert _command(encode) == ["--project", "1"]
     assert encode["restart"] == "no"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -57,3 +59,40 @@ def test_wait_for_names_what_it_waited_for() -> None:
     with pytest.raises(TimeoutError, match="the impossible not met"):
         processes.wait_for(lambda: False, timeout=0.1, what="the impossible")
     assert processes.wait_for(lambda: 7, timeout=1) == 7
+
+
+def test_run_backend_serves_with_its_own_persistent_redis_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    """What ``dalt run`` does: own redis-server (AOF, noeviction), gunicorn answering /health, a preloaded RQ
+    worker with its scheduler; SIGINT stops all of them and exits 0 with a one-line summary."""
+    import redis
+    from rq import Worker
+
+    port, redis_port = processes.free_port(), processes.free_port()
+    code = ("from pathlib import Path; from backend.processes import run_backend; "
+            f"raise SystemExit(run_backend(host='127.0.0.1', port={port}, http_workers=1, rq_workers=1, "
+            f"redis_port={redis_port}, var_dir=Path({str(tmp_path / 'var')!r})))")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    p = processes.ManagedProcess("dalt-run", [sys.executable, "-c", code], env=env,
+                                 log_path=tmp_path / "run.log").start()
+    try:
+        processes.wait_http(f"http://127.0.0.1:{port}/health", timeout=90, process=p)
+        r = redis.Redis(port=redis_port)
+        assert r.config_get("appendonly") == {"appendonly": "yes"}
+        assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert (tmp_path / "var" / "redis").is_dir()
+        processes.wait_for(lambda: Worker.all(connection=r), timeout=90, what="the RQ worker")
+        argvs = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in processes.descendants(p.pid)]
+        # the worker (and its scheduler, forked with the same command line): python .../rq worker ...
+        rq = sorted({tuple(a) for a in argvs if len(a) > 2 and a[1].endswith(b"/rq") and a[2] == b"worker"})
+        assert len(rq) == 1, argvs
+        for option in (b"--with-scheduler", b"backend.worker.PreloadedWorker", b"--maintenance-interval"):
+            assert option in rq[0], rq[0]
+        assert rq[0][rq[0].index(b"--maintenance-interval") + 1] == b"30"
+        processes.wait_for(lambda: "Ctrl-C stops everything" in p.log(), timeout=30, what="the start line")
+        os.kill(p.pid, signal.SIGINT)
+        assert p.proc.wait(60) == 0, p.tail()
+    finally:
+        p.stop()
+    assert p.log().rstrip().endswith("DALT: stopped"), p.tail()
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(port=redis_port, socket_connect_timeout=1).ping()

@@ -28,16 +28,17 @@ from tqdm.auto import tqdm
 from backend.bench.common import (
     LABEL_CONFIG,
     PID,
+    POLL,
     ROOT,
+    TRANSIENT,
     Section,
     bench_env,
-    free_port,
     ratio,
     redis_server,
     rq_workers,
-    wait_for,
 )
 from backend.bench.data import mnist, mnist_encoder
+from backend.processes import ManagedProcess, free_port, wait_for
 
 API_KEY = "bench-legacy-token"
 CHUNK = 500  # tasks per RQ encoding job
@@ -66,19 +67,15 @@ def image_server(n: int) -> Iterator[tuple[str, list[dict]]]:
             (folder / f"{i + 1}.png").write_bytes(buf.getvalue())
             tasks.append({"id": i + 1, "data": {"image": f"/data/upload/{PID}/{i + 1}.png"}})
         port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(port), tmp],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        server = ManagedProcess("image-server", [sys.executable, "-c", _SERVER, str(port), tmp],
+                                log_path=Path(tmp, "server.log")).start()
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for(lambda: requests.get(url + tasks[0]["data"]["image"], timeout=1).ok, 20, "image server")
+            wait_for(lambda: requests.get(url + tasks[0]["data"]["image"], timeout=1).ok, 20, "image server",
+                     interval=POLL, ignore=TRANSIENT)
             yield url, tasks
         finally:
-            proc.terminate()
-            proc.wait(10)
+            server.stop(timeout=10)
 
 
 def _download_decode(args: tuple[str, list[str]]) -> int:

@@ -1,25 +1,18 @@
 """What every benchmark of ``dalt bench`` shares: private servers, workers, payloads, statistics.
 
 Benchmarks run real processes (redis-server, gunicorn, rq workers) on loopback, the way DALT runs in
-production, and never touch a Redis they did not start themselves.
-
-The process helpers here (``free_port``, ``wait_for``, ``redis_server``, ``gunicorn``, ``rq_workers``)
-are the benchmarks' own until ``backend.processes`` owns starting and stopping processes for everyone.
+production, and never touch a Redis they did not start themselves. The processes are started by
+``backend.processes``; the context managers here only fix the benchmarks' shape of them (the Dockerfile's
+gunicorn settings, workers without RQ's scheduler, logs in a temporary folder) and stop them afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +21,18 @@ import numpy as np
 import redis
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: gunicorn reads ./gunicorn.conf.py from here
-BIN = Path(sys.executable).parent
+from backend.processes import (
+    PRELOADED_WORKER,
+    ROOT,
+    ManagedProcess,
+    service_env,
+    start_gunicorn,
+    start_worker,
+    stop_all,
+    temporary_redis,
+    wait_for,
+)
+
 PID = 1
 CLASSES = [str(d) for d in range(10)]
 LABEL_CONFIG = (
@@ -37,141 +40,60 @@ LABEL_CONFIG = (
     + "".join(f'<Choice value="{c}"/>' for c in CLASSES)
     + "</Choices></View>"
 )
-# Workers that import the job code before forking a horse per job (see backend/worker.py).
-PRELOADED_WORKER = "backend.worker.PreloadedWorker"
-PLAIN_WORKER = "rq.worker.Worker"
+PLAIN_WORKER = "rq.worker.Worker"  # imports the job code in every work horse (PRELOADED_WORKER: once)
 # The gunicorn shape of the Dockerfile: 2 sync worker processes with 4 threads each.
-GUNICORN_ARGS = ["--workers", "2", "--threads", "4", "--timeout", "120"]
+GUNICORN_WORKERS = 2
+GUNICORN_ARGS = ["--threads", "4", "--timeout", "120"]
 ENCODER = "enc-bench"  # the encoder version of seeded projects
 DIM = 32
 JSON_HEADERS = {"Content-Type": "application/json"}
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02) -> object:
-    """Poll ``predicate`` until truthy; raise naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except (OSError, redis.exceptions.ConnectionError, requests.ConnectionError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready within {timeout:.0f} s")
-        time.sleep(interval)
+POLL = 0.02  # seconds between two looks at a condition a benchmark waits for (part of some timings)
+# What counts as "not yet" while a server starts or restarts.
+TRANSIENT: tuple[type[BaseException], ...] = (OSError, redis.exceptions.ConnectionError)
 
 
 def bench_env(redis_url: str, **extra: str) -> dict[str, str]:
     """Environment for the processes a benchmark starts: private Redis, one BLAS thread, quiet logs."""
-    env = dict(os.environ)
-    env.update(
-        REDIS_URL=redis_url,
-        PYTHONPATH=str(ROOT),
-        OMP_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        LOG_LEVEL="WARNING",
-        DALT_TRAIN_RETRIES="0",
-    )
-    env.update(extra)
-    return env
+    return service_env(redis_url, PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING", DALT_TRAIN_RETRIES="0") | extra
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 15) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
+def redis_server() -> contextlib.AbstractContextManager[str]:
     """A private, non-persistent redis-server on a free port; yields its URL."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server is not installed")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="dalt-bench-redis-") as tmp:
-        proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            client = redis.Redis.from_url(url)
-            wait_for(client.ping, 10, "redis-server")
-            client.close()
-            yield url
-        finally:
-            _stop(proc)
+    return temporary_redis("dalt-bench-redis-", timeout=10)
 
 
 @contextlib.contextmanager
-def gunicorn(app_spec: str, redis_url: str, *, args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
+def gunicorn(app_spec: str, redis_url: str, *, workers: int = GUNICORN_WORKERS,
+             args: Sequence[str] = GUNICORN_ARGS, **env: str) -> Iterator[str]:
     """Serve ``app_spec`` (``module:factory()``) with gunicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="dalt-bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), app_spec, "-b", f"127.0.0.1:{port}", *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=bench_env(redis_url, **env),
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with tempfile.TemporaryDirectory(prefix="dalt-bench-gunicorn-") as tmp:
+        server = start_gunicorn(bench_env(redis_url, **env), workers=workers, args=args, app=app_spec,
+                                log_path=Path(tmp, "gunicorn.log"))
         try:
-            wait_for(lambda: requests.get(url + "/health", timeout=1).status_code == 200, 60, f"gunicorn {app_spec}")
-        except TimeoutError:
-            raise RuntimeError(f"gunicorn {app_spec} did not start:\n{Path(log.name).read_text()[-3000:]}") from None
-        yield url
-    finally:
-        _stop(proc)
-        log.close()
-        os.unlink(log.name)
+            yield server.url
+        finally:
+            server.stop()
 
 
 @contextlib.contextmanager
 def rq_workers(redis_url: str, n: int, queue: str = "dalt", *, worker_class: str = PRELOADED_WORKER,
-               **env: str) -> Iterator[list[subprocess.Popen]]:
-    """``n`` real ``rq worker`` processes on ``queue``, registered before this yields."""
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "rq"), "worker", "--url", redis_url, "--worker-ttl", "30", "--quiet",
-             "--worker-class", worker_class, queue],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=bench_env(redis_url, **env),
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        for _ in range(n)
-    ]
-    try:
-        from rq import Worker
+               **env: str) -> Iterator[list[ManagedProcess]]:
+    """``n`` real ``rq worker`` processes on ``queue`` (no scheduler), registered before this yields."""
+    from rq import Worker
 
-        conn = redis.Redis.from_url(redis_url)
-        wait_for(lambda: len(Worker.all(connection=conn)) >= n, 60, f"{n} rq worker(s)")
-        yield procs
-    finally:
-        for p in procs:
-            _stop(p)
+    with tempfile.TemporaryDirectory(prefix="dalt-bench-workers-") as tmp:
+        procs: list[ManagedProcess] = []
+        try:
+            for i in range(n):
+                procs.append(start_worker(bench_env(redis_url, **env), queue, worker_class=worker_class,
+                                          args=["--worker-ttl", "30", "--quiet"], scheduler=False,
+                                          log_path=Path(tmp, f"worker-{i}.log"), name=f"rq-worker-{i}"))
+            conn = redis.Redis.from_url(redis_url)
+            wait_for(lambda: len(Worker.all(connection=conn)) >= n, 60, f"{n} rq worker(s)", interval=POLL,
+                     ignore=TRANSIENT)
+            yield procs
+        finally:
+            stop_all(procs)
 
 
 def percentile_ms(samples: Sequence[float], q: float) -> float:

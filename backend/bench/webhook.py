@@ -16,6 +16,8 @@ from tqdm.auto import tqdm
 from backend.bench.common import (
     DIM,
     PID,
+    POLL,
+    TRANSIENT,
     Section,
     annotation_webhook,
     clustered_embeddings,
@@ -26,8 +28,8 @@ from backend.bench.common import (
     redis_server,
     rq_workers,
     seed_project,
-    wait_for,
 )
+from backend.processes import wait_for
 
 
 def burst(base_url: str, n: int, concurrency: int, label: str, progress: bool, first_ann: int = 1) -> list[float]:
@@ -64,7 +66,7 @@ def bench_webhooks(quick: bool, progress: bool) -> Section:
             burst_s = time.perf_counter() - t0
             # The last published head must include every label (coalescing must not lose the tail).
             wait_for(lambda: (store.versions(PID) or [{}])[0].get("generation") == store.generation(PID),
-                     120, "the head trained on the whole burst")
+                     120, "the head trained on the whole burst", interval=POLL, ignore=TRANSIENT)
             runs = int(store.stats(PID).get("train_runs", 0))
             drained_s = time.perf_counter() - t0
             last_labels = store.versions(PID)[0]["labels"]

@@ -5,7 +5,7 @@ Each subcommand lives in its own module here, listed in :data:`COMMANDS`. A comm
 status); it parses and checks its options, calls the library (``backend.bulk``, ``backend.study``,
 ``backend.bench`` ...), shows progress for long work and ends with a one-line summary. Command modules
 import only the standard library at import time, so ``dalt --help`` answers without loading numpy or
-torch. A command with ``PASSTHROUGH = True`` parses its own arguments (``main(argv)``).
+torch.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "demo": "backend.cli.demo",
     "study": "backend.cli.study",
     "bench": "backend.cli.bench",
+    "ls-venv": "backend.cli.ls_venv",
+    "docs": "backend.cli.docs",
 }
 
 
@@ -45,20 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = _command(name)
-        passthrough = getattr(module, "PASSTHROUGH", False)
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-                           add_help=not passthrough, formatter_class=argparse.RawDescriptionHelpFormatter)
-        if not passthrough:
-            module.add_arguments(p)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dalt`` with ``argv`` (default: the command line); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in COMMANDS and getattr(_command(argv[0]), "PASSTHROUGH", False):
-        return _command(argv[0]).main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return _command(args.command).run(args)
     except (ValueError, LookupError, FileNotFoundError) as exc:  # bad input, said in one line

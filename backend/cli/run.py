@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 HELP = "run the backend: gunicorn, RQ workers, its own Redis unless REDIS_URL"
 DESCRIPTION = """Run DALT with everything it needs: Redis (unless REDIS_URL is set), gunicorn and RQ workers.
@@ -11,20 +10,22 @@ DESCRIPTION = """Run DALT with everything it needs: Redis (unless REDIS_URL is s
 Ctrl-C (or SIGTERM) stops every process it started. Without REDIS_URL it starts its own redis-server with
 AOF persistence and noeviction, data under var/redis/, on DALT_REDIS_PORT (default 6390, so it never
 collides with a Redis already on 6379). It listens on 127.0.0.1 unless HOST (or --host) says otherwise, and
-prints who can reach it and how to protect it."""
+prints who can reach it and how to protect it. Defaults come from PORT, HOST, DALT_HTTP_WORKERS,
+DALT_RQ_WORKERS (docs/configuration.md)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", 9090)), help="HTTP port (9090)")
-    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"),
-                   help="bind address (HOST, else 127.0.0.1: this machine only)")
-    p.add_argument("--http-workers", type=int, default=int(os.environ.get("DALT_HTTP_WORKERS", 2)))
-    p.add_argument("--rq-workers", type=int, default=int(os.environ.get("DALT_RQ_WORKERS", 1)))
+    p.add_argument("--port", type=int, help="HTTP port (default: PORT, else 9090)")
+    p.add_argument("--host", help="bind address (default: HOST, else 127.0.0.1: this machine only)")
+    p.add_argument("--http-workers", type=int, help="gunicorn worker processes (default: DALT_HTTP_WORKERS, else 2)")
+    p.add_argument("--rq-workers", type=int, help="RQ worker processes (default: DALT_RQ_WORKERS, else 1)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from backend.config import ProcessConfig
     from backend.processes import run_backend
 
-    return run_backend(host=args.host, port=args.port, http_workers=args.http_workers, rq_workers=args.rq_workers,
-                       redis_url=os.environ.get("REDIS_URL") or None,
-                       redis_port=int(os.environ.get("DALT_REDIS_PORT", 6390)))
+    given = {"port": args.port, "host": args.host, "http_workers": args.http_workers, "rq_workers": args.rq_workers}
+    opts = ProcessConfig.from_env(**{k: v for k, v in given.items() if v is not None})
+    return run_backend(host=opts.host, port=opts.port, http_workers=opts.http_workers, rq_workers=opts.rq_workers,
+                       redis_url=opts.redis_url or None, redis_port=opts.redis_port)

@@ -20,6 +20,11 @@ from redis.commands.core import Script
 
 NAMES = ("record_annotation", "delete_annotations", "record_outcome", "observe_annotations", "publish_head",
          "save_settings", "forget_tasks", "clear_slots")
+# Lua files of shared functions, put in front of the scripts that call them (a script is one chunk).
+PRELUDES: dict[str, tuple[str, ...]] = {
+    "record_annotation": ("task_labels",),
+    "delete_annotations": ("task_labels",),
+}
 
 T = TypeVar("T")
 # Errors that mean Redis takes no writes at all (maxmemory with noeviction, a read-only replica): a batch
@@ -27,10 +32,14 @@ T = TypeVar("T")
 REFUSED_WRITES = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
 
 
+def _read(name: str) -> str:
+    return files("backend.store").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
 @cache
 def source(name: str) -> str:
-    """The Lua text of ``lua/<name>.lua`` (read once per process)."""
-    return files("backend.store").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The Lua text of script ``name``: its :data:`PRELUDES`, then ``lua/<name>.lua`` (read once per process)."""
+    return "".join(_read(part) + "\n" for part in (*PRELUDES.get(name, ()), name))
 
 
 def register(client: redis.Redis) -> dict[str, Script]:

@@ -13,6 +13,7 @@ import numpy as np
 import redis
 
 from backend.coldstart import default_clusters, typicality_order
+from backend.processes import temporary_redis
 from backend.store import Store
 from backend.study.datasets import load_dataset, shuffled
 from backend.study.features import Features, make_features
@@ -27,9 +28,7 @@ def study_redis(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from backend.bench.common import redis_server  # TODO(merge): backend.processes.start_redis
-
-    with redis_server() as private:
+    with temporary_redis("dalt-study-redis-") as private:
         yield private
 
 

@@ -14,12 +14,12 @@ from backend.cli import main as dalt
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).parent  # the environment running the tests, where pip put the console script
-SUBCOMMANDS = ["run", "encode", "order", "report", "reconcile", "purge", "demo", "study", "bench"]
-# The README's older commands, each a thin wrapper around one `dalt` subcommand.
+SUBCOMMANDS = ["run", "encode", "order", "report", "reconcile", "purge", "demo", "study", "bench", "ls-venv", "docs"]
+# The older script names, each a thin wrapper around one `dalt` subcommand.
 WRAPPERS = {
     "encode_tasks.py": ["encode"], "order_tasks.py": ["order"], "report.py": ["report"],
     "reconcile.py": ["reconcile"], "run_backend.py": ["run"], "simulate.py": ["study"], "bench.py": ["bench"],
-    "bench_encoder.py": ["bench", "encoder"],
+    "bench_encoder.py": ["bench", "encoder"], "demo.py": ["demo"], "ls_venv.py": ["ls-venv"],
 }
 
 
@@ -31,7 +31,7 @@ def test_console_script_help_lists_every_subcommand() -> None:
     proc = run_dalt("--help")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: dalt")
-    listed = re.findall(r"^    (\w+)", proc.stdout, re.M)
+    listed = re.findall(r"^    ([\w-]+)", proc.stdout, re.M)
     assert listed == SUBCOMMANDS
     assert list(COMMANDS) == SUBCOMMANDS
 
@@ -63,7 +63,7 @@ def test_help_loads_no_heavy_library() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", [c for c in SUBCOMMANDS if c != "demo"])
+@pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
@@ -141,3 +141,21 @@ def test_makefile_runs_the_dalt_command() -> None:
                             ("study", "dalt study --dataset mnist")):
         body = makefile.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
         assert f"$(BIN)/{command}" in body, target
+
+
+def test_run_takes_its_defaults_from_the_environment_and_its_options_win(monkeypatch) -> None:
+    """`dalt run` hands ProcessConfig (PORT, HOST, DALT_*_WORKERS, REDIS_URL, DALT_REDIS_PORT) to run_backend."""
+    import backend.processes
+
+    seen: dict = {}
+    monkeypatch.setattr(backend.processes, "run_backend", lambda **kw: seen.update(kw) or 0)
+    for name, value in {"PORT": "9111", "HOST": "127.0.0.1", "DALT_HTTP_WORKERS": "3", "DALT_RQ_WORKERS": "2",
+                        "DALT_REDIS_PORT": "6499"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert dalt(["run", "--rq-workers", "4"]) == 0
+    assert seen == {"host": "127.0.0.1", "port": 9111, "http_workers": 3, "rq_workers": 4, "redis_url": None,
+                    "redis_port": 6499}
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:7000/0")
+    assert dalt(["run"]) == 0
+    assert seen["redis_url"] == "redis://127.0.0.1:7000/0"

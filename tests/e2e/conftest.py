@@ -123,16 +123,16 @@ class Dalt:
         return (self.log_dir / "backend.log").stat().st_size
 
     def encode(self, pid: int, api_key: str | None = None, *extra: str) -> subprocess.CompletedProcess:
-        """Run ``scripts/encode_tasks.py --project PID`` like a user would."""
+        """Run ``dalt encode --project PID`` like a user would."""
         env = dict(self.env)
         if api_key:
             env["LABEL_STUDIO_API_KEY"] = api_key
         proc = subprocess.run(
-            [processes.venv_bin("python"), "scripts/encode_tasks.py", "--project", str(pid), "--no-progress",
+            [processes.venv_bin("dalt"), "encode", "--project", str(pid), "--no-progress",
              *extra],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )
-        assert proc.returncode == 0, f"encode_tasks failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, f"dalt encode failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         return proc
 
     def stop(self) -> None:
@@ -208,7 +208,7 @@ def trained_project(label_studio: LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir
     """Build the project the way a user would, through Label Studio's API, and train DALT on it.
 
     Steps: create the project, import MNIST digits as uploads and as a local-files storage, connect the
-    backend (Label Studio calls /setup), bulk-encode with ``scripts/encode_tasks.py``, then annotate:
+    backend (Label Studio calls /setup), bulk-encode with ``dalt encode``, then annotate:
     every saved annotation makes Label Studio send a webhook, the worker retrains, a new version appears.
     """
     client = label_studio.sdk()

@@ -1,4 +1,4 @@
-"""The README's demo command, run non-interactively: ``scripts/demo.py --smoke`` sets up and stops."""
+"""The README's demo command, run non-interactively: ``dalt demo --smoke`` sets up and stops."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_demo_sets_up_everything_and_stops_cleanly(tmp_path: Path) -> None:
-    argv = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--smoke", "--port", "0", "--backend-port", "0",
+    argv = [str(Path(sys.executable).parent / "dalt"), "demo", "--smoke", "--port", "0", "--backend-port", "0",
             "--data-dir", str(tmp_path / "demo"), "--images", "60", "--encoder-epochs", "5"]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=480)
     out = proc.stdout + proc.stderr

@@ -6,28 +6,21 @@ calls label-studio-sdk 2.1.2 makes; the reconcile job runs in a real RQ worker.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import replace
 
 import pytest
 
 from backend.app import create_app
+from backend.cli import main as dalt
 from backend.reconcile import reconcile_project
-from tests.conftest import ROOT, run_jobs, training_settled, wait_for
+from tests.conftest import run_jobs, training_settled, wait_for
 
 
 @pytest.fixture
 def ls_config(config, fake_ls):
     return replace(config, label_studio_url=fake_ls.url, label_studio_api_key=fake_ls.legacy_key,
                    reconcile_delay=0.3, reconcile_interval=1.0)
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("dalt_reconcile_script", ROOT / "scripts" / "reconcile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_lost_webhooks_are_detected_and_resynced_by_a_worker(seeded_project, store, fake_ls, ls_config, procs,
@@ -122,13 +115,13 @@ def test_reconcile_by_hand_and_webhooks_arriving_during_the_crawl(seeded_project
     assert store.labels(1) == fake_ls.truth(1)
     assert store.labels(1)[2] == "two" and 3 not in store.labels(1)
 
-    # By hand, through the script: a lost deletion is undone, the report ends with one summary line.
+    # By hand, through `dalt reconcile`: a lost deletion is undone, the report ends with one summary line.
     monkeypatch.setattr(rec, "fetch_annotations", real_fetch)
     fake_ls.delete(1, ann[5])
     monkeypatch.setenv("REDIS_URL", ls_config.redis_url)
     monkeypatch.setenv("LABEL_STUDIO_URL", fake_ls.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", fake_ls.legacy_key)
-    assert load_script().main(["--project", "1"]) == 0
+    assert dalt(["reconcile", "--project", "1"]) == 0
     assert store.labels(1) == fake_ls.truth(1) and 5 not in store.labels(1)
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("reconciled 1 project") and "1 removed" in out[-1]

@@ -4,6 +4,7 @@
 -- reconcile: write only if no webhook changed this annotation after that stamp, and leave no stamp).
 -- A task's label is the label of its latest recorded annotation; an empty label (cancelled or empty
 -- annotation) withdraws the annotation, so the task falls back to an earlier one or loses its label.
+-- task_list, without, store_task: task_labels.lua. The generation is bumped once per task whose label changed.
 local labels, ann, task_anns, gen, touch_seq, touched = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ann_id, task_id, label, guard = ARGV[1], ARGV[2], ARGV[3], ARGV[4] or ''
 if guard ~= '' then
@@ -12,41 +13,21 @@ if guard ~= '' then
 else
   redis.call('HSET', touched, ann_id, redis.call('INCR', touch_seq))
 end
-local function load(t)
-  local raw = redis.call('HGET', task_anns, t)
-  if raw then return cjson.decode(raw) end
-  return {}
-end
-local function store_task(t, list)
-  local old = redis.call('HGET', labels, t)
-  local new = false
-  if #list == 0 then
-    redis.call('HDEL', task_anns, t)
-    redis.call('HDEL', labels, t)
-  else
-    redis.call('HSET', task_anns, t, cjson.encode(list))
-    new = list[#list][2]
-    redis.call('HSET', labels, t, new)
-  end
-  if old ~= new then redis.call('INCR', gen) return 1 end
+local function store(t, list)
+  if store_task(labels, task_anns, t, list) == 1 then redis.call('INCR', gen) return 1 end
   return 0
-end
-local function without(list, a)
-  local out = {}
-  for _, e in ipairs(list) do if tostring(e[1]) ~= a then table.insert(out, e) end end
-  return out
 end
 local changed = 0
 local prev_task = redis.call('HGET', ann, ann_id)
 if prev_task and prev_task ~= task_id then
-  changed = changed + store_task(prev_task, without(load(prev_task), ann_id))
+  changed = changed + store(prev_task, without(task_list(task_anns, prev_task), ann_id))
 end
-local list = without(load(task_id), ann_id)
+local list = without(task_list(task_anns, task_id), ann_id)
 if label ~= '' then
   table.insert(list, {ann_id, label})
   redis.call('HSET', ann, ann_id, task_id)
 else
   redis.call('HDEL', ann, ann_id)
 end
-changed = changed + store_task(task_id, list)
+changed = changed + store(task_id, list)
 return changed
