@@ -80,6 +80,10 @@ class Config(_FromEnv):
     # "spreading" (label spreading over all cached embeddings + logistic regression) won the labeling study
     # (docs/study); "logreg" is the paper's head.
     head: str = "spreading"
+    # Calibrated scores (backend.calibration): folds of the held-out refits (0 or 1: serve raw scores),
+    # and whether labels bulk-accepted from predictions train the head (they never calibrate it).
+    calibration_folds: int = 5
+    train_on_bulk: bool = False
     # Encoder objective for bulk encoding (dalt encode): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
     encoder_objective: str = "contrastive"
@@ -125,6 +129,8 @@ class Config(_FromEnv):
         "train_retries": "DALT_TRAIN_RETRIES",
         "keep_versions": "DALT_KEEP_VERSIONS",
         "head": "DALT_HEAD",
+        "calibration_folds": "DALT_CALIBRATION_FOLDS",
+        "train_on_bulk": "DALT_TRAIN_ON_BULK",
         "encoder_objective": "DALT_ENCODER_OBJECTIVE",
         "max_content_length": "DALT_MAX_CONTENT_LENGTH",
         "max_json_values": "DALT_MAX_JSON_VALUES",

@@ -10,7 +10,10 @@ to that bucket. The mean lead time of accepted vs corrected tasks is the time a 
 Only the first annotation after a suggestion counts (an update of the same annotation does not count
 twice). One Lua script, in the same round trip as the label itself (``backend.ledger``): the webhook
 stays fast. :func:`record_outcome` does the same for callers outside the webhook (the labeling study).
-``/metrics`` exposes the counters and ``dalt report`` (``backend.report``) prints them.
+Each outcome is also counted per bin of the served (calibrated) score, with the scores' sum: the
+reliability table (expected vs observed share right per bin, ``backend.calibration``) from real
+annotators. Bulk-accepted annotations (made from the prediction itself) are counted apart as ``bulk``
+and are no evidence. ``/metrics`` exposes the counters and ``dalt report`` (``backend.report``) prints them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from backend.calibration import Evidence
 from backend.events import finite_lead_time
 from backend.store import Store
 
@@ -51,7 +55,10 @@ def _version_number(version: str) -> int:
 def _summarize(counts: dict[str, float]) -> dict[str, Any]:
     acc, cor = counts.get("accepted", 0.0), counts.get("corrected", 0.0)
     out: dict[str, Any] = {"accepted": int(acc), "corrected": int(cor), "evaluated": int(acc + cor),
-                           "acceptance_rate": acc / (acc + cor) if acc + cor else None}
+                           "acceptance_rate": acc / (acc + cor) if acc + cor else None,
+                           "bulk": int(counts.get("bulk", 0.0))}
+    evidence = Evidence.from_counters(counts)  # per served-score bin: expected vs observed (reliability)
+    out["reliability"], out["ece"] = evidence.table(), evidence.ece()
     for o in OUTCOMES:
         n = counts.get(f"{o}:lead_n", 0.0)
         out[f"lead_time_{o}_mean"] = counts.get(f"{o}:lead_sum", 0.0) / n if n else None

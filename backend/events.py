@@ -6,7 +6,10 @@ values and never looks at the payload again. What Label Studio sends (observed o
 
 * ``ANNOTATION_CREATED`` / ``ANNOTATION_UPDATED``: ``{action, annotation: {...}, task: {...}, project}``;
 * ``ANNOTATIONS_CREATED`` (bulk: predictions turned into annotations, imports with annotations): the same,
-  but ``annotation`` holds a LIST of annotations (accepted under ``annotations`` too);
+  but ``annotation`` holds a LIST of annotations (accepted under ``annotations`` too); those the data
+  manager action "Create Annotations From Predictions" made carry ``parent_prediction`` (the prediction's
+  id): they are *bulk-accepted* (``Annotation.bulk``), no person looked at them. A single annotation with
+  ``parent_prediction`` is an annotator who submitted a pre-annotation: human evidence;
 * ``ANNOTATIONS_DELETED``: ``{action, annotations: [{id}], project}`` (ids only);
 * ``TASKS_DELETED``: ``{action, tasks: [{id}], project}`` (ids only; the data manager's delete action and
   ``DELETE /api/tasks/ID``; deleting ALL tasks of a project sends it to organization webhooks only, without
@@ -113,6 +116,7 @@ class Annotation:
     label: str | None
     cancelled: bool
     lead_time: float | None
+    bulk: bool = False  # made from a prediction in bulk (see the module docstring): not human evidence
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,8 @@ def parse_event(payload: object, saved_config: ConfigLookup | None = None, *, ma
         raw, single = _annotation_objects(payload, action)
         task = payload.get("task") if single else None  # a single annotation's task may be named beside it
         config = _config(project, saved_config)
-        return AnnotationsSaved(action, project, config, tuple(_annotation(a, action, config, task) for a in raw))
+        anns = tuple(_annotation(a, action, config, task, bulk_form=not single) for a in raw)
+        return AnnotationsSaved(action, project, config, anns)
     if action == "ANNOTATIONS_DELETED":
         ids = _deleted_ids(payload)
         return AnnotationsDeleted(action, project, _config(project, saved_config), ids)
@@ -271,7 +276,9 @@ def _annotation_objects(payload: dict, action: str) -> tuple[list, bool]:
     raise BadEvent(f"{action} needs an 'annotation' object")
 
 
-def _annotation(ann: object, action: str, config: ClassificationConfig | None, task: object) -> Annotation:
+def _annotation(
+    ann: object, action: str, config: ClassificationConfig | None, task: object, bulk_form: bool = False
+) -> Annotation:
     if not isinstance(ann, dict):
         raise BadEvent(f"{action} needs annotation objects, got {type(ann).__name__}")
     ann_id, task_id = ann.get("id"), ann.get("task")
@@ -291,7 +298,11 @@ def _annotation(ann: object, action: str, config: ClassificationConfig | None, t
         if unknown is not None:
             raise BadEvent(f"label {unknown!r} is not one of the project's classes: {', '.join(config.classes)}")
         label = config.label_of(result)
-    return Annotation(ann_id, task_id, label, cancelled, finite_lead_time(ann.get("lead_time")))
+    parent = ann.get("parent_prediction")
+    if isinstance(parent, dict):
+        parent = parent.get("id")
+    bulk = bulk_form and _is_id(parent)
+    return Annotation(ann_id, task_id, label, cancelled, finite_lead_time(ann.get("lead_time")), bulk)
 
 
 def _deleted_ids(payload: dict) -> tuple[int, ...]:

@@ -10,6 +10,9 @@ DALT can serve creates a project; every event about a project without one is ack
   detection (``store.reconcile``) go to Redis in ONE round trip (a :class:`~backend.store.scripts.Batch`
   of the settings script, three Lua scripts and a count); if a task's label changed, training is queued
   (``backend.queueing``) once the project's ``min_annotations_to_start_training`` is reached;
+  annotations made from predictions in bulk are marked as such (``store.accept``: no evaluation evidence;
+  training on them is ``DALT_TRAIN_ON_BULK``), and a person's label on such a task ends that state (the
+  audit verdict when the task was in the last ``dalt accept`` run's audit sample);
 * annotations deleted: the same, with the deletion script;
 * ``START_TRAINING``: training is queued (coalesced like any other trigger) and a reconcile forced;
 * ``TASKS_CREATED``: encoding of the new tasks is queued (once bulk encoding made an encoder);
@@ -149,13 +152,20 @@ class Ledger:
     def _annotations_saved(self, batch: Batch, event: AnnotationsSaved, result: WebhookResult) -> None:
         pid, anns = event.project.id, event.annotations
         changes = [self.store.record_annotation_in(batch, pid, a.id, a.task_id, a.label) for a in anns]
-        outcomes = [self.store.record_outcome_in(batch, pid, a.task_id, a.label, a.lead_time) if a.label else None
-                    for a in anns]
+        outcomes = [self.store.record_outcome_in(batch, pid, a.task_id, a.label, a.lead_time, a.bulk) if a.label
+                    else None for a in anns]
+        self.store.mark_bulk_in(batch, pid, {a.task_id: a.label for a in anns if a.bulk and a.label})
+        reviews = [self.store.review_bulk_in(batch, pid, a.task_id, a.label) for a in anns if a.label and not a.bulk]
         seen = self._observe_in(batch, event, live=[a.id for a in anns if not a.cancelled],
                                 skipped=[a.id for a in anns if a.cancelled])
         enough = self._enough_labels_in(batch, event.project)
         batch.execute()
         result.labels_changed = sum(int(c.value) for c in changes)
+        bulk, audited = sum(a.bulk for a in anns), [r.value for r in reviews if r.error is None and r.value]
+        if bulk:
+            result.detail["bulk_accepted"] = bulk
+        if audited:
+            result.detail["bulk_reviewed"] = dict(Counter(audited))
         predictions = [self._outcome(pid, a, reply) for a, reply in zip(anns, outcomes, strict=True)]
         if len(anns) == 1:
             result.detail.update(task=anns[0].task_id, label=anns[0].label)

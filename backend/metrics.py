@@ -61,6 +61,11 @@ class RedisCollector:
             "Annotation lead_time of tasks whose prediction was accepted or corrected",
             labels=["project", "version", "outcome"],
         )
+        reliability = GaugeMetricFamily(
+            "dalt_score_reliability",
+            "Per bin of the served score (all versions): mean score ('expected'), share the annotator kept "
+            "('observed') and annotations ('n')", labels=["project", "bin", "stat"],
+        )
         try:
             pids, total = self.store.listed_projects(self.config.metrics_projects)
             projects.add_metric([], total)
@@ -74,14 +79,15 @@ class RedisCollector:
                     runs.add_metric([p, status], stats.get(f"train_{status}", 0.0))
                 seconds.add_metric([p], stats.get("train_seconds", 0.0))
                 failures.add_metric([p], stats.get("train_failures", 0.0))
-                self._evaluation(pid, state["evaluation"], evaluated, acceptance, lead)
+                self._evaluation(pid, state["evaluation"], evaluated, acceptance, lead, reliability)
             depth.add_metric([self.queue.name], self.queue.count)
         except Exception:  # a scrape during a Redis outage still returns the request metrics
             log.warning("metrics: Redis state unavailable", exc_info=True)
             return
-        yield from (projects, labels, version, runs, seconds, failures, depth, evaluated, acceptance, lead)
+        yield from (projects, labels, version, runs, seconds, failures, depth, evaluated, acceptance, lead,
+                    reliability)
 
-    def _evaluation(self, pid: int, raw: dict, evaluated, acceptance, lead) -> None:
+    def _evaluation(self, pid: int, raw: dict, evaluated, acceptance, lead, reliability) -> None:
         """Live evaluation of the newest ``DALT_METRICS_VERSIONS`` evaluated versions, and of all together."""
         summary = summarize_evaluation(raw)
         p = str(pid)
@@ -95,6 +101,9 @@ class RedisCollector:
                     evaluated.add_metric([p, v, o], s[o])
                 if s[f"lead_time_{o}_count"]:
                     lead.add_metric([p, v, o], s[f"lead_time_{o}_count"], s[f"lead_time_{o}_sum"])
+        for row in summary["total"]["reliability"]:
+            for stat in ("expected", "observed", "n"):
+                reliability.add_metric([p, row["bin"], stat], row[stat])
 
 
 class Metrics:

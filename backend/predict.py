@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from backend.cache import ByteLRU
+from backend.calibration import bin_of, calibrate
 from backend.heads import Head, load_head
 from backend.labelconfig import ClassificationConfig
 from backend.store import Store
@@ -127,6 +128,7 @@ def predict_tasks(
     rows = np.nonzero(found)[0]
     if len(rows):
         labels, scores = head.predict(X[rows], np.array([ids[i] for i in rows], np.int64))
+        scores = calibrate(meta, scores)
         served = {}
         for row, label, score in zip(rows, labels, scores, strict=True):
             if label not in cfg.classes:
@@ -145,7 +147,7 @@ def predict_tasks(
                 "score": s,
                 "model_version": version,
             }
-            served[ids[row]] = {"version": version, "label": label, "score": s}
+            served[ids[row]] = {"version": version, "label": label, "score": s, "bin": bin_of(s)}
         try:
             store.record_served(pid, served)
         except Exception:  # live evaluation is best effort; predictions matter more

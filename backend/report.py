@@ -39,7 +39,21 @@ def format_project(pid: int, summary: dict[str, Any], current: str | None) -> st
         )
     if not summary["versions"]:
         lines.append("  no annotation has been compared with a served prediction yet")
+    lines.extend(format_reliability(summary["total"]))
     return "\n".join(lines)
+
+
+def format_reliability(total: dict[str, Any]) -> list[str]:
+    """The reliability table: per bin of the served score, expected (mean score) vs observed accuracy."""
+    rows = total.get("reliability") or []
+    if not rows:
+        return []
+    lines = [f"  reliability (served score vs annotators; ECE {_fmt(total.get('ece'), True)}"
+             f", {total.get('bulk', 0)} bulk-accepted not counted)",
+             f"  {'score >=':<9}{'n':>8}{'expected':>10}{'observed':>10}"]
+    for r in rows:
+        lines.append(f"  {r['bin']:<9}{r['n']:>8}{_fmt(r['expected'], True):>10}{_fmt(r['observed'], True):>10}")
+    return lines
 
 
 def evaluations(store: Store, pids: list[int] | None = None) -> dict[int, dict[str, Any]]:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from backend.calibration import fit_calibration
 from backend.config import Config
 from backend.heads import fit_head, head_kind
 from backend.store import Store
@@ -57,6 +58,9 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
     min_labels = int(project.get("min_annotations") or 0)
     if classes:
         labels = {t: v for t, v in labels.items() if v in classes}
+    bulk = store.bulk_tasks(pid)  # bulk-accepted labels: training on them is a setting, calibrating never
+    if bulk and not config.train_on_bulk:
+        labels = {t: v for t, v in labels.items() if t not in bulk}
     if not labels or len(labels) < max(1, min_labels):
         result.reason = f"{len(labels)} labels, {max(1, min_labels)} needed"
         return result
@@ -78,6 +82,11 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
             unlabeled=unlabeled,
             unlabeled_ids=unlabeled_ids,
         )
+        human = ~np.isin(task_ids[found], np.fromiter(bulk, np.int64, len(bulk)))
+        calibration = fit_calibration(lambda *a, **kw: fit_head(config.head, *a, **kw), X[found][human],
+                                      [v for v, h in zip(y, human, strict=True) if h], head.classes,
+                                      task_ids[found][human], folds=config.calibration_folds,
+                                      unlabeled=unlabeled, unlabeled_ids=unlabeled_ids)
     fit_seconds = time.perf_counter() - t0
     meta = {
         "head": head.kind,
@@ -87,6 +96,7 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
         "encoder_version": encoder.version,
         "dim": encoder.dim,
         "train_seconds": round(fit_seconds, 4),
+        "calibration": calibration,
     }
     version = store.publish_head(pid, head.to_bytes(), meta, generation)
     result.labels = int(found.sum())

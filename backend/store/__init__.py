@@ -17,6 +17,7 @@ module          concept (each module's ``*Parts`` class is one base of ``Store``
 ``evaluation``  served suggestions and accepted/corrected outcomes
 ``reconcile``   annotation ids seen, Label Studio's counters, the reconcile flag
 ``lifecycle``   forgetting deleted tasks, purging a deleted project
+``accept``      bulk-accepted tasks, the last bulk-accept run and its audit sample
 ==============  =====================================================================================
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import redis
 
+from backend.store.accept import AcceptParts
 from backend.store.codec import BUCKET
 from backend.store.embeddings import EmbeddingParts
 from backend.store.evaluation import EvaluationParts
@@ -38,7 +40,7 @@ from backend.store.training import TrainingParts
 
 
 class Store(ProjectParts, EmbeddingParts, LabelParts, TrainingParts, HeadParts, EvaluationParts, ReconcileParts,
-            LifecycleParts):
+            LifecycleParts, AcceptParts):
     """Typed access to DALT's data in Redis.
 
     Args:

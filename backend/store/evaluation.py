@@ -35,22 +35,28 @@ class EvaluationParts(StoreBase):
         return json.loads(raw) if raw else None
 
     def record_outcome_in(
-        self, batch: Batch, pid: int, task_id: int, label: str, lead_time: float | None = None
+        self, batch: Batch, pid: int, task_id: int, label: str, lead_time: float | None = None, bulk: bool = False
     ) -> Reply[str | None]:
         """Queue :meth:`record_outcome` on ``batch``."""
         lead = "" if lead_time is None else repr(float(lead_time))
-        return batch.script(
-            "record_outcome", [keys.served(pid), keys.evaluation(pid)], [int(task_id), label, lead], decode=_outcome
-        )
+        args = [int(task_id), label, lead, "1" if bulk else ""]
+        return batch.script("record_outcome", [keys.served(pid), keys.evaluation(pid)], args, decode=_outcome)
 
-    def record_outcome(self, pid: int, task_id: int, label: str, lead_time: float | None = None) -> str | None:
+    def record_outcome(
+        self, pid: int, task_id: int, label: str, lead_time: float | None = None, bulk: bool = False
+    ) -> str | None:
         """Compare a submitted label with what /predict served for the task, in one round trip.
 
+        Counts the outcome per version and per score bin of the served (calibrated) score.
+
+        Args:
+            bulk: the annotation was made from the prediction in bulk: no evidence, only marked ``"bulk"``.
+
         Returns:
-            ``"accepted"`` or ``"corrected"`` (counted for the served version), or None when nothing was
-            served for the task or that suggestion was already evaluated (an update of the annotation).
+            ``"accepted"``, ``"corrected"`` or ``"bulk"`` (counted for the served version), or None when
+            nothing was served for the task or that suggestion was already evaluated (an update).
         """
-        return self._alone(self.record_outcome_in, pid, task_id, label, lead_time)
+        return self._alone(self.record_outcome_in, pid, task_id, label, lead_time, bulk)
 
     def record_annotation_and_outcome(
         self, pid: int, annotation_id: int, task_id: int, label: str | None, lead_time: float | None = None

@@ -44,10 +44,18 @@ key                            type    what it holds (who writes it)
 ``P:history``                  list    kept head versions, newest first, capped (older heads deleted)
 ``P:stats``                    hash    counters: ``train_runs``, ``train_seconds``, ``train_failures``,
                                        ``train_published``, ``train_stale``, ``train_skipped``
-``P:served``                   hash    task id -> JSON ``{version, label, score}`` last suggested by
+``P:served``                   hash    task id -> JSON ``{version, label, score, bin}`` last suggested by
                                        ``/predict`` (+ ``outcome`` once an annotation was compared)
 ``P:eval``                     hash    ``<ver>:<accepted|corrected>`` -> count, and
-                                       ``<ver>:<outcome>:lead_sum`` / ``:lead_n`` (annotation lead times)
+                                       ``<ver>:<outcome>:lead_sum`` / ``:lead_n`` (annotation lead times),
+                                       ``<ver>:bin:<edge>:<outcome>`` / ``:score_sum`` (per served-score
+                                       bin), ``<ver>:bulk`` (bulk-accepted, not evidence)
+``P:bulk``                     hash    task id -> label bulk-accepted from a prediction ("Create
+                                       Annotations From Predictions"), until a person labels the task
+``P:audit``                    hash    task id -> ``pending|confirmed|corrected``: the audit sample of the
+                                       last ``dalt accept`` run and what a person's label said
+``P:accept``                   string  JSON of the last ``dalt accept`` run (target, threshold, version,
+                                       tasks, expected wrong labels)
 ``P:ann_live``                 set     annotation ids that exist in Label Studio, not cancelled
 ``P:ann_skipped``              set     annotation ids that exist in Label Studio, cancelled
 ``P:ls_counters``              hash    Label Studio's project counters from the latest webhook (ints)
@@ -171,6 +179,19 @@ def served(pid: int) -> str:
 
 def evaluation(pid: int) -> str:
     return _k(pid, "eval")
+
+
+# ---- bulk accept --------------------------------------------------------------------------------
+def bulk_tasks(pid: int) -> str:
+    return _k(pid, "bulk")
+
+
+def audit(pid: int) -> str:
+    return _k(pid, "audit")
+
+
+def accept_run(pid: int) -> str:
+    return _k(pid, "accept")
 
 
 # ---- reconcile (lost webhooks) -------------------------------------------------------------------

@@ -19,7 +19,7 @@ import redis
 from redis.commands.core import Script
 
 NAMES = ("record_annotation", "delete_annotations", "record_outcome", "observe_annotations", "publish_head",
-         "save_settings", "forget_tasks", "clear_slots")
+         "save_settings", "forget_tasks", "clear_slots", "review_bulk")
 # Lua files of shared functions, put in front of the scripts that call them (a script is one chunk).
 PRELUDES: dict[str, tuple[str, ...]] = {
     "record_annotation": ("task_labels",),

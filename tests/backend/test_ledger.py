@@ -88,8 +88,9 @@ def test_bulk_created_annotations_are_recorded_in_one_batch(counted, seeded_proj
     body = copy.deepcopy(load_fixture("webhook_annotations_created")["body"])
     n, reply = trips(body)
     assert reply["labels_changed"] == 2 and reply["training_queued"]
-    assert reply["detail"] == {"annotations": 2, "reconcile": "in_sync"}
+    assert reply["detail"] == {"annotations": 2, "reconcile": "in_sync", "bulk_accepted": 2}
     assert store.labels(1) == {1: "one", 2: "two"}
+    assert store.bulk_tasks(1) == {1, 2}  # made from predictions (parent_prediction): not human evidence
     assert store.seen_annotations(1) == ({11, 12}, set())
     body["annotation"][1]["was_cancelled"] = True  # an update of the same ids, now one cancelled
     body["project"].update(total_annotations_number=1, skipped_annotations_number=1)

@@ -1,0 +1,180 @@
+"""Calibrated scores: the ``score`` DALT serves means what it says (of suggestions scored 0.99, ~99% are right).
+
+Why: bulk accept picks a score threshold for a precision target; that only works if scores are
+probabilities of being right. Heads are over-confident with few labels (label spreading most of all), so
+at training time :func:`fit_calibration` refits the head ``folds`` times with one fold of the labels held
+out (the head's OWN out-of-fold predictions, transductive heads included), and fits a monotone map
+(scikit-learn's :class:`~sklearn.isotonic.IsotonicRegression`) from the top-class probability to whether
+it was right. The map's knots (a few dozen floats) go into the version's meta, so :func:`calibrate` costs
+one ``np.interp`` in ``/predict``. The held-out (calibrated score, correct) pairs are kept as per-bin
+counts (:data:`BIN_EDGES`): the evidence ``dalt accept`` picks a threshold from, alongside the live
+evaluation's per-bin counts from annotators (``Store.record_outcome``).
+
+Scores are capped at ``1 - 1/(2 (n + 1))`` for ``n`` held-out labels: no finite evidence shows certainty.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backend.heads import Head
+
+# Lower edges of the score bins of the evidence and the reliability table (last bin: [0.999, 1]).
+BIN_EDGES: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+MIN_LABELS = 20  # fewer labels: scores served raw (too few held-out points to fit a map)
+
+
+def bin_of(score: float) -> str:
+    """The lower edge of the bin ``score`` falls in, as the string the evaluation counters use."""
+    i = int(np.searchsorted(BIN_EDGES, float(score), side="right")) - 1
+    return f"{BIN_EDGES[max(i, 0)]:g}"
+
+
+@dataclass
+class Evidence:
+    """Per-bin counts of (calibrated score, correct) pairs: ``n`` pairs, ``correct`` right, ``score_sum``."""
+
+    n: np.ndarray
+    correct: np.ndarray
+    score_sum: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Evidence:
+        z = np.zeros(len(BIN_EDGES))
+        return cls(z.copy(), z.copy(), z.copy())
+
+    @classmethod
+    def of(cls, scores: np.ndarray, correct: np.ndarray) -> Evidence:
+        ev = cls.empty()
+        idx = np.clip(np.searchsorted(BIN_EDGES, scores, side="right") - 1, 0, len(BIN_EDGES) - 1)
+        np.add.at(ev.n, idx, 1)
+        np.add.at(ev.correct, idx, correct.astype(float))
+        np.add.at(ev.score_sum, idx, scores)
+        return ev
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Evidence:
+        if not d:
+            return cls.empty()
+        return cls(*(np.asarray(d[k], float) for k in ("n", "correct", "score_sum")))
+
+    @classmethod
+    def from_counters(cls, counts: dict[str, float]) -> Evidence:
+        """From live-evaluation counters ``bin:<edge>:accepted|corrected|score_sum`` (``Store.evaluation``)."""
+        ev = cls.empty()
+        for i, edge in enumerate(BIN_EDGES):
+            b = f"bin:{edge:g}:"
+            acc, cor = counts.get(b + "accepted", 0.0), counts.get(b + "corrected", 0.0)
+            ev.n[i], ev.correct[i], ev.score_sum[i] = acc + cor, acc, counts.get(b + "score_sum", 0.0)
+        return ev
+
+    def __add__(self, other: Evidence) -> Evidence:
+        return Evidence(self.n + other.n, self.correct + other.correct, self.score_sum + other.score_sum)
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {"n": self.n.tolist(), "correct": self.correct.tolist(),
+                "score_sum": [round(float(s), 4) for s in self.score_sum]}
+
+    def table(self) -> list[dict[str, Any]]:
+        """The reliability table: per non-empty bin, pairs, mean score (expected) and share right (observed)."""
+        rows = []
+        for i, edge in enumerate(BIN_EDGES):
+            if self.n[i]:
+                rows.append({"bin": f"{edge:g}", "n": int(self.n[i]), "expected": float(self.score_sum[i] / self.n[i]),
+                             "observed": float(self.correct[i] / self.n[i])})
+        return rows
+
+    def ece(self) -> float | None:
+        """Expected calibration error over the bins (None without evidence)."""
+        total = self.n.sum()
+        if not total:
+            return None
+        return float(np.abs(self.score_sum - self.correct).sum() / total)
+
+
+def lower_bound(correct: float, n: float, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower bound on a success rate (0 for no trials)."""
+    from scipy.stats import beta
+
+    if n <= 0 or correct <= 0:
+        return 0.0
+    return float(beta.ppf(1 - confidence, correct, n - correct + 1))
+
+
+def pick_threshold(ev: Evidence, target: float, confidence: float = 0.95) -> tuple[float | None, float]:
+    """Lowest bin edge ``t`` whose evidence at scores >= t has a precision lower bound >= ``target``.
+
+    Only edges of bins with evidence qualify (no extrapolation to scores never evaluated).
+
+    Returns:
+        ``(threshold or None when no edge qualifies, the lower bound at it or the best one seen)``.
+    """
+    best, chosen = 0.0, None
+    for i in range(len(BIN_EDGES) - 1, -1, -1):  # from the top: evidence grows as t falls
+        if not ev.n[i]:
+            continue  # no evidence at these scores: never extrapolate below the lowest one seen
+        lb = lower_bound(ev.correct[i:].sum(), ev.n[i:].sum(), confidence)
+        if lb >= target:
+            chosen, best = BIN_EDGES[i], lb
+        elif chosen is None:
+            best = max(best, lb)
+    return chosen, best
+
+
+def calibrate(meta: dict[str, Any] | None, scores: np.ndarray) -> np.ndarray:
+    """Map a head's top-class probabilities through the version's calibration (unchanged without one)."""
+    cal = (meta or {}).get("calibration")
+    if not cal or not cal.get("x"):
+        return scores
+    return np.interp(np.asarray(scores, float), cal["x"], cal["y"]).astype(np.float32)
+
+
+def _folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    _, counts = np.unique(y, return_counts=True)
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if counts.min() >= folds
+                else KFold(folds, shuffle=True, random_state=seed))
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def out_of_fold(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], classes: Sequence[str],
+                task_ids: np.ndarray, folds: int = 5, seed: int = 0,
+                **fit_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The head's top-class probability and whether it was right, for every label, fit without its fold."""
+    yy = np.asarray(y)
+    conf = np.zeros(len(yy), np.float64)
+    right = np.zeros(len(yy), bool)
+    for train, held in _folds(yy, folds, seed):
+        head = fit(X[train], list(yy[train]), classes, **fit_kwargs)
+        pred, p = head.predict(X[held], task_ids[held])
+        conf[held] = p
+        right[held] = np.asarray(pred) == yy[held]
+    return conf, right
+
+
+def fit_calibration(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], classes: Sequence[str],
+                    task_ids: np.ndarray, folds: int = 5, seed: int = 0, **fit_kwargs: Any) -> dict[str, Any] | None:
+    """The ``calibration`` entry of a version's meta (None with fewer than :data:`MIN_LABELS` labels or
+    ``folds < 2``): isotonic knots ``x``/``y``, held-out evidence per bin, its ECE, and the seconds spent."""
+    if folds < 2 or len(y) < max(MIN_LABELS, folds) or len(set(y)) < 2:
+        return None
+    from sklearn.isotonic import IsotonicRegression
+
+    t0 = time.perf_counter()
+    conf, right = out_of_fold(fit, X, y, classes, task_ids, folds, seed, **fit_kwargs)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(conf, right.astype(float))
+    cap = 1.0 - 0.5 / (len(conf) + 1)
+    xs = np.asarray(iso.X_thresholds_, float)
+    ys = np.minimum(np.asarray(iso.y_thresholds_, float), cap)
+    meta = {"x": [round(float(v), 6) for v in xs], "y": [round(float(v), 6) for v in ys]}
+    calibrated = calibrate({"calibration": meta}, conf)
+    ev = Evidence.of(calibrated.astype(float), right)
+    raw_ev = Evidence.of(conf, right)
+    return {"method": "isotonic", "folds": folds, "labels": len(conf), **meta, "evidence": ev.as_dict(),
+            "ece": ev.ece(), "raw_ece": raw_ev.ece(), "seconds": round(time.perf_counter() - t0, 4)}
