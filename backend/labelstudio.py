@@ -212,3 +212,62 @@ def local_storage_scope(config: Config, access: LabelStudioAccess, pid: int) -> 
         paths = ()
     _scopes.put(key, (time.monotonic(), paths))
     return paths
+
+
+# ---- bulk accept: predictions for every task, data manager tabs and actions (``backend.accept``) -------
+def prediction_versions(url: str, api_key: str, pid: int) -> dict[int, set[str]]:
+    """Task id -> model versions of its stored predictions (one listing: what ``dalt predict`` skips)."""
+    out: dict[int, set[str]] = {}
+    for p in client(url, api_key).predictions.list(project=pid):
+        tid = _id(getattr(p, "task", None))
+        if tid is not None:
+            out.setdefault(tid, set()).add(str(getattr(p, "model_version", "") or ""))
+    return out
+
+
+def import_predictions(url: str, api_key: str, pid: int, predictions: list[dict[str, Any]]) -> int:
+    """Store many predictions in ONE request (``POST /api/projects/ID/import/predictions``); returns how many."""
+    from label_studio_sdk import PredictionRequest
+
+    client(url, api_key).projects.import_predictions(id=pid, request=[PredictionRequest(**p) for p in predictions])
+    return len(predictions)
+
+
+def create_prediction(url: str, api_key: str, prediction: dict[str, Any]) -> None:
+    """Store one prediction (``POST /api/predictions/``): the per-task call ``dalt predict`` is measured against."""
+    client(url, api_key).predictions.create(**prediction)
+
+
+def score_tab_filters(threshold: float, version: str) -> dict[str, Any]:
+    """Data manager filters: unlabeled tasks with a prediction of ``version`` scoring at least ``threshold``.
+
+    Label Studio matches model versions by substring (``v1`` also matches ``v12``): the score filter and
+    the action's exact ``model_version`` keep the tab to this version's predictions in practice.
+    """
+    return {"conjunction": "and", "items": [
+        {"filter": "filter:tasks:predictions_score", "operator": "greater_or_equal", "type": "Number",
+         "value": threshold},
+        {"filter": "filter:tasks:predictions_model_versions", "operator": "contains", "type": "List",
+         "value": [version]},
+        {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0},
+    ]}
+
+
+def id_tab_filters(task_ids: list[int]) -> dict[str, Any]:
+    """Data manager filters matching exactly ``task_ids`` (an audit sample)."""
+    return {"conjunction": "or", "items": [
+        {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": int(t)} for t in task_ids]}
+
+
+def create_tab(url: str, api_key: str, pid: int, title: str, filters: dict[str, Any]) -> int:
+    """Create a data manager tab (view) with ``filters``; returns its id."""
+    view = client(url, api_key).views.create(project=pid, data={"title": title, "filters": filters,
+                                                                 "ordering": ["-tasks:predictions_score"]})
+    return int(view.id)
+
+
+def predictions_to_annotations(url: str, api_key: str, pid: int, task_ids: list[int], version: str) -> None:
+    """Run the data manager action "Create Annotations From Predictions" on ``task_ids`` (``version`` only)."""
+    client(url, api_key).actions.create(
+        id="predictions_to_annotations", project=pid, selected_items={"all": False, "included": list(task_ids)},
+        request_options={"additional_body_parameters": {"model_version": version}})

@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "encode": "backend.cli.encode",
     "order": "backend.cli.order",
     "report": "backend.cli.report",
+    "predict": "backend.cli.predict",
+    "accept": "backend.cli.accept",
     "reconcile": "backend.cli.reconcile",
     "purge": "backend.cli.purge",
     "demo": "backend.cli.demo",

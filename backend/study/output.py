@@ -52,7 +52,30 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> list[str]:
     fig.savefig(p, dpi=110)
     plt.close(fig)
     paths.append(str(p))
+    bulk = report["methods"].get(report.get("default_method", ""), {}).get("bulk_accept")
+    if bulk:
+        paths.append(reliability_plot(name, report["default_method"], bulk, out_dir, plt))
     return paths
+
+
+def reliability_plot(name: str, method: str, bulk: dict[str, Any], out_dir: Path, plt: Any) -> str:
+    """Reliability diagram: per score bin, mean calibrated score vs share right on the remaining tasks."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.8, ls=":", label="perfect calibration")
+    for n, d in bulk.items():
+        rows = d["reliability"]
+        ece = d["ece"]
+        ax.plot([r["expected"] for r in rows], [r["observed"] for r in rows], marker="o", ms=3, lw=1.1,
+                label=f"{n} labels (ECE {100 * ece:.1f}%)" if ece is not None else f"{n} labels")
+    ax.set(xlabel="calibrated score (bin mean)", ylabel="share of suggestions right", xlim=(0.45, 1.005),
+           ylim=(0.45, 1.005), title=f"{name}: reliability of {method} on the remaining tasks")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    p = out_dir / f"{name}_reliability.png"
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return str(p)
 
 
 def accuracy_at(curve: dict[str, float], n: int) -> float | None:

@@ -18,6 +18,7 @@ from backend.evaluation import evaluation_summary, record_outcome
 from backend.predict import HeadCache, predict_tasks
 from backend.projects import Projects
 from backend.store import Store
+from backend.study.bulk_accept import at_checkpoint
 from backend.study.datasets import Dataset
 from backend.study.features import Features
 from backend.study.options import CHECKPOINTS, METHODS, TARGETS, StudyOptions
@@ -56,6 +57,7 @@ def replay(store: Store, pid: int, method: str, feats: Features, ds: Dataset, or
     heads = HeadCache()
     accepted = np.zeros(len(order), bool)
     curve: dict[int, float] = {}
+    bulk: dict[str, dict] = {}  # bulk accept at the study's checkpoints (backend.study.bulk_accept)
     fit_seconds, predict_seconds, fits, last = 0.0, 0.0, 0, 0
     bar = tqdm(order, desc=f"{ds.name} {method}", unit="task", disable=not opts.progress, mininterval=1)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -80,9 +82,12 @@ def replay(store: Store, pid: int, method: str, feats: Features, ds: Dataset, or
             last = n
             rest = order[n:]
             if res.status == "published" and len(rest):
-                head, _ = heads.get(store, pid, res.version)
+                head, meta = heads.get(store, pid, res.version)
                 pred, _ = head.predict(stored[rest], task_ids[rest])
                 curve[n] = float(np.mean(np.array(pred) == ds.labels[rest]))
+                if (b := at_checkpoint(store, pid, config, n, head, meta, stored, task_ids, order,
+                                       np.asarray(ds.labels).astype(str), list(classes))) is not None:
+                    bulk[str(n)] = b
         if i % 100 == 0:
             bar.set_postfix(accepted=f"{accepted[: i + 1].mean():.3f}", fits=fits)
     bar.close()
@@ -108,6 +113,7 @@ def replay(store: Store, pid: int, method: str, feats: Features, ds: Dataset, or
         "feature_cpu_seconds": round(feats.cpu_seconds, 2),
         "live_evaluation": store_evaluation(store, pid),
         "accepted_trace": accepted.astype(np.int8).tolist(),
+        "bulk_accept": bulk,
     }
 
 

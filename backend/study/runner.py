@@ -15,6 +15,7 @@ import redis
 from backend.coldstart import default_clusters, typicality_order
 from backend.processes import temporary_redis
 from backend.store import Store
+from backend.study.bulk_accept import summary as bulk_summary
 from backend.study.datasets import load_dataset, shuffled
 from backend.study.features import Features, make_features
 from backend.study.options import BASE_PID, METHODS, StudyOptions
@@ -78,6 +79,7 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
     report["default_method"] = default
     report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
     report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
+    report["bulk_accept"] = bulk_summary(report["methods"][default].get("bulk_accept") or {})
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     return report
 

@@ -36,6 +36,13 @@ def test_quick_study_writes_the_required_json(quick_report) -> None:
         assert m["tasks"] == 160 and m["accepted"] + m["corrected"] == 160
         assert len(m["acceptance_per_block"]) == 2  # blocks of 100 in quick mode
         assert set(m["labels_to_reach"]) == {"0.90", "0.95", "0.97"}
+    # Bulk accept at the 100-label checkpoint (the only one below 160 tasks), for both targets.
+    bulk = data["bulk_accept"]["100"]
+    assert set(bulk) == {"0.99", "0.995"}
+    for v in bulk.values():
+        assert set(v) == {"threshold", "coverage", "realised_precision"} and 0.0 <= v["coverage"] <= 1.0
+    detail = data["methods"]["contrastive+spread"]["bulk_accept"]["100"]
+    assert detail["remaining"] == 60 and detail["evidence"] > 0
     # Digits are easy: far better than chance (10%) with a hundred labels, whatever the method.
     assert data["methods"]["raw+lr"]["acceptance_rate"] > 0.6
 
@@ -51,7 +58,8 @@ def test_live_evaluation_saw_what_the_replay_saw(quick_report) -> None:
 
 def test_plots_are_png_files(quick_report) -> None:
     report, out = quick_report
-    assert sorted(p.name for p in out.glob("*.png")) == ["digits_acceptance.png", "digits_learning.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["digits_acceptance.png", "digits_learning.png",
+                                                          "digits_reliability.png"]
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
