@@ -2,7 +2,9 @@
 
 Reads what the webhook recorded (see ``backend/evaluation.py``): for each version, the annotations that
 accepted or corrected the prediction served for their task, the acceptance rate, and the mean annotation
-``lead_time`` of accepted vs corrected tasks (the time a right pre-annotation saves).
+``lead_time`` of accepted vs corrected tasks (the time a right pre-annotation saves); the reliability table
+of the served scores (expected vs observed share right per score bin), and the last ``dalt accept`` run
+with the error rate it promised next to the one its audit sample measured.
 
 ``dalt report`` prints it::
 
@@ -40,7 +42,23 @@ def format_project(pid: int, summary: dict[str, Any], current: str | None) -> st
     if not summary["versions"]:
         lines.append("  no annotation has been compared with a served prediction yet")
     lines.extend(format_reliability(summary["total"]))
+    lines.extend(format_accept_run(summary.get("accept_run")))
     return "\n".join(lines)
+
+
+def format_accept_run(run: dict[str, Any] | None) -> list[str]:
+    """The last ``dalt accept`` run: the promised error rate next to the one its audit sample measured."""
+    if not run:
+        return []
+    audit = run.get("audit_counts", {})
+    reviewed = audit.get("confirmed", 0) + audit.get("corrected", 0)
+    realised = audit.get("corrected", 0) / reviewed if reviewed else None
+    promised = _fmt(run.get("promised_error_rate"), True)
+    return [f"  bulk accept ({run.get('version')}): target precision {run.get('target')}, score >= "
+            f"{run.get('threshold')}, {run.get('accepted')} tasks; promised error {promised}"
+            f", expected wrong {run.get('expected_wrong')}",
+            f"  audit: {reviewed} of {run.get('audit_size')} reviewed, {audit.get('corrected', 0)} corrected; "
+            f"realised error {_fmt(realised, True)}"]
 
 
 def format_reliability(total: dict[str, Any]) -> list[str]:
@@ -58,7 +76,10 @@ def format_reliability(total: dict[str, Any]) -> list[str]:
 
 def evaluations(store: Store, pids: list[int] | None = None) -> dict[int, dict[str, Any]]:
     """Each project's live evaluation (``backend.evaluation.evaluation_summary``); default every project."""
-    return {pid: evaluation_summary(store, pid) for pid in (pids or store.projects())}
+    out = {pid: evaluation_summary(store, pid) for pid in (pids or store.projects())}
+    for pid, summary in out.items():
+        summary["accept_run"] = store.accept_run(pid)
+    return out
 
 
 def format_report(store: Store, data: dict[int, dict[str, Any]]) -> str:

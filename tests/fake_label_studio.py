@@ -68,6 +68,9 @@ class FakeLabelStudio:
     plain: dict[str, bytes] = field(default_factory=dict)  # "/plain/x.png" -> bytes
     tasks: dict[int, list[dict]] = field(default_factory=dict)  # project -> task dicts (with "annotations")
     storages: dict[int, list[str]] = field(default_factory=dict)  # project -> local storage paths
+    predictions: list[dict] = field(default_factory=list)  # stored predictions (with "id", "task", "project")
+    views: list[dict] = field(default_factory=list)  # data manager tabs created
+    actions: list[dict] = field(default_factory=list)  # data manager actions run: {"id", "project", "body"}
     requests: list[Seen] = field(default_factory=list)
     refreshes: int = 0
     dripped: int = 0  # bytes /special/drip has sent
@@ -168,6 +171,9 @@ class FakeLabelStudio:
                     out[task["id"]] = labels[-1]
         return out
 
+    def _project_of(self, task_id: int) -> int:
+        return next(pid for pid, tasks in self.tasks.items() if any(t["id"] == task_id for t in tasks))
+
     def _task(self, pid: int, task_id: int) -> dict:
         return next(t for t in self.tasks[pid] if t["id"] == task_id)
 
@@ -193,6 +199,40 @@ class FakeLabelStudio:
                     for t in chunk]
             n_annotations = sum(len(t.get("annotations", [])) for t in tasks)
         return 200, {"tasks": body, "total": len(tasks), "total_annotations": n_annotations, "total_predictions": 0}
+
+    # ---- bulk accept: predictions, tabs, actions ---------------------------------------------------
+    def add_predictions(self, pid: int, items: list[dict]) -> tuple[int, dict]:
+        with self._lock:
+            known = {t["id"] for t in self.tasks.get(pid, [])}
+            if any(p.get("task") not in known for p in items):
+                return 400, {"detail": "task not in project"}
+            for p in items:
+                self.predictions.append({**p, "id": len(self.predictions) + 1, "project": pid})
+        return 201, {"created": len(items)}
+
+    def run_action(self, query: dict[str, list[str]], body: dict) -> tuple[int, dict]:
+        """``predictions_to_annotations`` as Label Studio runs it: the selected tasks' predictions of the
+        given version become annotations with ``parent_prediction``; returns (status, reply) and keeps the
+        ANNOTATIONS_CREATED webhook it would send in ``actions[-1]["webhook"]``."""
+        name, pid = query.get("id", [""])[0], int(query.get("project", ["0"])[0])
+        entry: dict = {"id": name, "project": pid, "body": body}
+        self.actions.append(entry)
+        if name != "predictions_to_annotations":
+            return 200, {}
+        included = set(body.get("selectedItems", {}).get("included", []))
+        created = []
+        with self._lock:
+            version = body.get("model_version")
+            for p in self.predictions:
+                if p["project"] == pid and p["task"] in included and p.get("model_version") == version:
+                    ann = {"id": self._next_annotation, "task": p["task"], "project": pid, "was_cancelled": False,
+                           "result": copy.deepcopy(p["result"]), "ground_truth": False,
+                           "parent_prediction": p["id"], "lead_time": None}
+                    self._next_annotation += 1
+                    self._task(pid, p["task"]).setdefault("annotations", []).append(ann)
+                    created.append(ann)
+        entry["webhook"] = self.event("ANNOTATIONS_CREATED", pid, annotation=created)
+        return 200, {"detail": f"Created {len(created)} annotations"}
 
     # ---- server logic ----------------------------------------------------------------------------
     def authorized(self, header: str | None) -> bool:
@@ -259,6 +299,20 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if path == "/api/token/refresh/":
                 self._json(*ls.refresh(body))
+            elif not ls.authorized(self.headers.get("Authorization")):
+                self._json(401, {"detail": "Authentication credentials were not provided."})
+            elif path.startswith("/api/projects/") and path.endswith("/import/predictions"):
+                self._json(*ls.add_predictions(int(path.split("/")[3]), json.loads(body)))
+            elif path == "/api/predictions/":
+                item = json.loads(body)
+                status, _ = ls.add_predictions(int(ls._project_of(item["task"])), [item])
+                self._json(status, ls.predictions[-1] if status == 201 else {})
+            elif path == "/api/dm/views/":
+                view = {**json.loads(body), "id": len(ls.views) + 1}
+                ls.views.append(view)
+                self._json(201, view)
+            elif path == "/api/dm/actions/":
+                self._json(*ls.run_action(parse_qs(self.path.partition("?")[2]), json.loads(body)))
             else:
                 self._json(404, {"detail": "Not found."})
 
@@ -311,6 +365,9 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, data, "image/png") if data is not None else self._json(404, {})
             if path == "/api/tasks/":
                 return self._json(*ls.list_tasks(query))
+            if path == "/api/predictions/":
+                pid = int(query.get("project", ["0"])[0])
+                return self._json(200, [p for p in ls.predictions if p["project"] == pid])
             if path == "/api/storages/localfiles/":
                 pid = int(query.get("project", ["0"])[0])
                 return self._json(200, [{"id": i + 1, "project": pid, "path": p, "type": "localfiles"}
