@@ -3,10 +3,12 @@
 Why: bulk accept picks a score threshold for a precision target; that only works if scores are
 probabilities of being right. Heads are over-confident with few labels (label spreading most of all), so
 at training time :func:`fit_calibration` refits the head ``folds`` times with one fold of the labels held
-out (the head's OWN out-of-fold predictions, transductive heads included), and fits a monotone map
-(scikit-learn's :class:`~sklearn.isotonic.IsotonicRegression`) from the top-class probability to whether
-it was right. The map's knots (a few dozen floats) go into the version's meta, so :func:`calibrate` costs
-one ``np.interp`` in ``/predict``. The held-out (calibrated score, correct) pairs are kept as per-bin
+out (the head's OWN out-of-fold predictions, transductive heads included), and fits a monotone map from
+the top-class probability to whether it was right: scikit-learn's
+:class:`~sklearn.isotonic.IsotonicRegression` or Platt scaling (a logistic regression on the logit of the
+probability), whichever has the lower cross-validated Brier score on those pairs. The map's knots (at
+most a few hundred floats) go into the version's meta, so :func:`calibrate` costs one ``np.interp`` in
+``/predict``. The held-out (calibrated score, correct) pairs are kept as per-bin
 counts (:data:`BIN_EDGES`): the evidence ``dalt accept`` picks a threshold from, alongside the live
 evaluation's per-bin counts from annotators (``Store.record_outcome``).
 
@@ -158,23 +160,68 @@ def out_of_fold(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], class
     return conf, right
 
 
-def fit_calibration(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], classes: Sequence[str],
-                    task_ids: np.ndarray, folds: int = 5, seed: int = 0, **fit_kwargs: Any) -> dict[str, Any] | None:
-    """The ``calibration`` entry of a version's meta (None with fewer than :data:`MIN_LABELS` labels or
-    ``folds < 2``): isotonic knots ``x``/``y``, held-out evidence per bin, its ECE, and the seconds spent."""
-    if folds < 2 or len(y) < max(MIN_LABELS, folds) or len(set(y)) < 2:
-        return None
+def _isotonic(conf: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.isotonic import IsotonicRegression
 
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(conf, right.astype(float))
+    return np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _platt(conf: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Platt scaling on the logit of the confidence, as knots on a grid (so applying it is ``np.interp``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if right.all() or not right.any():
+        return _isotonic(conf, right)
+    lr = LogisticRegression(C=1e4).fit(_logit(conf)[:, None], right.astype(int))
+    grid = np.r_[np.linspace(0, 1, 101), 1 - np.logspace(-6, -2, 41), np.quantile(conf, np.linspace(0, 1, 51))]
+    xs = np.unique(grid)
+    return xs, lr.predict_proba(_logit(xs)[:, None])[:, 1]
+
+
+FITS = {"isotonic": _isotonic, "platt": _platt}
+
+
+def _choose(conf: np.ndarray, right: np.ndarray, seed: int) -> str:
+    """The map with the lower Brier score in 2-fold cross-validation over the held-out pairs."""
+    rng = np.random.default_rng(seed)
+    half = rng.permutation(len(conf)) % 2 == 0
+    loss = {}
+    for name, fit in FITS.items():
+        err = 0.0
+        for a in (half, ~half):
+            xs, ys = fit(conf[a], right[a])
+            err += float(((np.interp(conf[~a], xs, ys) - right[~a]) ** 2).sum())
+        loss[name] = err
+    return min(loss, key=loss.__getitem__)
+
+
+def fit_calibration(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], classes: Sequence[str],
+                    task_ids: np.ndarray, folds: int = 5, seed: int = 0, method: str = "auto",
+                    **fit_kwargs: Any) -> dict[str, Any] | None:
+    """The ``calibration`` entry of a version's meta (None with fewer than :data:`MIN_LABELS` labels or
+    ``folds < 2``): the map's knots ``x``/``y``, held-out evidence per bin, its ECE, and the seconds spent.
+
+    Args:
+        method: ``isotonic``, ``platt``, or ``auto`` (the one with the lower cross-validated Brier score
+            on the held-out pairs; fitting either map costs microseconds next to the head refits).
+    """
+    if folds < 2 or len(y) < max(MIN_LABELS, folds) or len(set(y)) < 2:
+        return None
     t0 = time.perf_counter()
     conf, right = out_of_fold(fit, X, y, classes, task_ids, folds, seed, **fit_kwargs)
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(conf, right.astype(float))
+    chosen = _choose(conf, right, seed) if method == "auto" else method
+    xs, ys = FITS[chosen](conf, right)
     cap = 1.0 - 0.5 / (len(conf) + 1)
-    xs = np.asarray(iso.X_thresholds_, float)
-    ys = np.minimum(np.asarray(iso.y_thresholds_, float), cap)
+    ys = np.minimum(ys, cap)
     meta = {"x": [round(float(v), 6) for v in xs], "y": [round(float(v), 6) for v in ys]}
     calibrated = calibrate({"calibration": meta}, conf)
     ev = Evidence.of(calibrated.astype(float), right)
     raw_ev = Evidence.of(conf, right)
-    return {"method": "isotonic", "folds": folds, "labels": len(conf), **meta, "evidence": ev.as_dict(),
+    return {"method": chosen, "folds": folds, "labels": len(conf), **meta, "evidence": ev.as_dict(),
             "ece": ev.ece(), "raw_ece": raw_ev.ece(), "seconds": round(time.perf_counter() - t0, 4)}

@@ -39,7 +39,7 @@ def test_calibration_lowers_the_calibration_error_of_an_over_confident_head() ->
         return fit_head("logreg", *a, **kw)
 
     cal = fit_calibration(fit, X, y, ["a", "b"], np.arange(300), folds=5)
-    assert cal is not None and cal["method"] == "isotonic" and cal["labels"] == 300
+    assert cal is not None and cal["method"] in ("isotonic", "platt") and cal["labels"] == 300
     assert np.all(np.diff(cal["y"]) >= 0)  # monotone
     head = fit(X, y, ["a", "b"])
     pred, raw = head.predict(Xt)
@@ -47,6 +47,22 @@ def test_calibration_lowers_the_calibration_error_of_an_over_confident_head() ->
     raw_ece = Evidence.of(raw.astype(float), right).ece()
     cal_ece = Evidence.of(calibrate({"calibration": cal}, raw).astype(float), right).ece()
     assert raw_ece > 0.05 and cal_ece < raw_ece / 2
+
+
+def test_both_maps_calibrate_and_auto_picks_one() -> None:
+    X, y = overlapping(300, 0)
+    Xt, yt = overlapping(3000, 1)
+
+    def fit(*a, **kw):
+        return fit_head("logreg", *a, **kw)
+
+    _, raw = fit(X, y, ["a", "b"]).predict(Xt)
+    pred, _ = fit(X, y, ["a", "b"]).predict(Xt)
+    right = np.asarray(pred) == np.asarray(yt)
+    for method in ("isotonic", "platt"):
+        cal = fit_calibration(fit, X, y, ["a", "b"], np.arange(300), method=method)
+        assert cal["method"] == method and np.all(np.diff(cal["y"]) >= -1e-9)
+        assert Evidence.of(calibrate({"calibration": cal}, raw).astype(float), right).ece() < 0.06
 
 
 def test_too_few_labels_serve_raw_scores() -> None:
