@@ -225,3 +225,19 @@ def fit_calibration(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], c
     raw_ev = Evidence.of(conf, right)
     return {"method": chosen, "folds": folds, "labels": len(conf), **meta, "evidence": ev.as_dict(),
             "ece": ev.ece(), "raw_ece": raw_ev.ece(), "seconds": round(time.perf_counter() - t0, 4)}
+
+
+def reusable(previous: Sequence[dict[str, Any]], labels: int, head: str, encoder_version: str,
+             growth: float) -> dict[str, Any] | None:
+    """The newest kept version's calibration when it still speaks for this fit (same head kind and encoder,
+    labels grew by at most ``growth`` since it was fit and did not shrink), marked ``reused``; else None.
+
+    Why: the held-out refits cost ``folds`` head fits per version; the map moves little between versions a
+    few labels apart, so it is refit only when the labels grew by ``growth`` (``DALT_CALIBRATION_GROWTH``).
+    """
+    for meta in previous[:1]:
+        cal = meta.get("calibration")
+        if (cal and growth > 0 and meta.get("head") == head and meta.get("encoder_version") == encoder_version
+                and cal["labels"] <= labels <= cal["labels"] * (1 + growth)):
+            return {**cal, "reused": True}
+    return None

@@ -83,6 +83,7 @@ class Config(_FromEnv):
     # Calibrated scores (backend.calibration): folds of the held-out refits (0 or 1: serve raw scores),
     # and whether labels bulk-accepted from predictions train the head (they never calibrate it).
     calibration_folds: int = 5
+    calibration_growth: float = 0.1  # refit the map when human labels grew by this fraction (0: every version)
     train_on_bulk: bool = False
     # Encoder objective for bulk encoding (dalt encode): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
@@ -130,6 +131,7 @@ class Config(_FromEnv):
         "keep_versions": "DALT_KEEP_VERSIONS",
         "head": "DALT_HEAD",
         "calibration_folds": "DALT_CALIBRATION_FOLDS",
+        "calibration_growth": "DALT_CALIBRATION_GROWTH",
         "train_on_bulk": "DALT_TRAIN_ON_BULK",
         "encoder_objective": "DALT_ENCODER_OBJECTIVE",
         "max_content_length": "DALT_MAX_CONTENT_LENGTH",

@@ -71,7 +71,7 @@ def calibration_cost(store: Store, pid: int, config: Config) -> dict[str, float]
     out = {}
     for name, folds in (("without", 0), ("with", config.calibration_folds)):
         t0 = time.perf_counter()
-        cfg = Config(redis_url=config.redis_url, head=config.head, calibration_folds=folds)
+        cfg = Config(redis_url=config.redis_url, head=config.head, calibration_folds=folds, calibration_growth=0)
         train_project(store, cfg, pid, threads=1)
         out[f"train_seconds_{name}"] = round(time.perf_counter() - t0, 4)
     out["ratio"] = round(out["train_seconds_with"] / max(out["train_seconds_without"], 1e-9), 2)

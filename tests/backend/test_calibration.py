@@ -95,6 +95,12 @@ def test_training_stores_a_calibration_and_predict_serves_calibrated_scores(stor
     cal = meta["calibration"]
     assert cal["labels"] == 100 and cal["x"] and sum(cal["evidence"]["n"]) == 100
     store.record_annotation(1, 101, seeded["ids"][100], seeded["y"][100])
+    again = train_project(store, Config(redis_url=config.redis_url, head="logreg"), 1)
+    assert store.head(1, again.version).meta["calibration"] == {**cal, "reused": True}  # 101 labels: < 10% more
+    store.record_annotation(1, 102, seeded["ids"][101], seeded["y"][101])
+    refit = train_project(store, Config(redis_url=config.redis_url, head="logreg", calibration_growth=0), 1)
+    assert store.head(1, refit.version).meta["calibration"]["labels"] == 102
+    store.record_annotation(1, 103, seeded["ids"][102], seeded["y"][102])
     off = train_project(store, Config(redis_url=config.redis_url, head="logreg", calibration_folds=0), 1)
     assert store.head(1, off.version).meta["calibration"] is None
 
