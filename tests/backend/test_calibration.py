@@ -152,3 +152,13 @@ def test_a_single_annotation_from_a_prediction_is_human_evidence(client, store, 
     body["annotation"]["parent_prediction"] = 7  # the annotator submitted the pre-annotation
     reply = client.post("/webhook", json=body).json
     assert reply["detail"]["prediction"] == "accepted" and store.bulk_tasks(1) == set()
+
+
+def test_metrics_expose_the_reliability_table(client, store, seeded_project, annotation_event) -> None:
+    seeded_project()
+    store.record_served(1, {t: {"version": "v1", "label": "one", "score": 0.995, "bin": "0.995"} for t in (1, 2)})
+    client.post("/webhook", json=annotation_event(1, 1, "one"))
+    client.post("/webhook", json=annotation_event(2, 2, "two"))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'dalt_score_reliability{bin="0.995",project="1",stat="n"} 2.0' in text
+    assert 'dalt_score_reliability{bin="0.995",project="1",stat="observed"} 0.5' in text
