@@ -1,12 +1,19 @@
 """Bulk accept with a known error rate: which tasks ``dalt accept`` accepts for a precision target.
 
-Method (stated in docs/bulk-accept.md): the evidence is every human-checked suggestion the current
+Methods (stated in docs/bulk-accept.md). The evidence is every human-checked suggestion the current
 version's scores speak for: the version's held-out calibration pairs (``backend.calibration``: each label
 predicted by a head fit without it) plus the live evaluation's per-bin counts (suggestions annotators
 later kept or corrected; bulk-accepted labels are not evidence). The threshold is the lowest score-bin
-edge ``t`` whose evidence at scores >= ``t`` has a one-sided 95% Clopper-Pearson lower bound on
-precision of at least the target (:func:`backend.calibration.pick_threshold`). The expected number of
-wrong labels among the accepted tasks is the sum of ``1 - score`` (calibrated scores).
+edge ``t`` (with evidence in its bin) where
+
+* ``expected`` (the default): the accepted tasks' mean calibrated score (their expected precision) AND
+  the evidence's observed precision at scores >= ``t`` both reach the target
+  (:func:`backend.calibration.pick_threshold_expected`);
+* ``bound``: the evidence at scores >= ``t`` has a one-sided 95% Clopper-Pearson lower bound on precision
+  of at least the target (:func:`backend.calibration.pick_threshold`): a stronger guarantee that needs
+  hundreds of right suggestions per threshold, so it accepts nothing early on.
+
+The expected number of wrong labels among the accepted tasks is the sum of ``1 - score``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.calibration import Evidence, pick_threshold
+from backend.calibration import Evidence, pick_threshold, pick_threshold_expected
 from backend.store import Store
 
 AUDIT_SHARE = 0.01
@@ -41,8 +48,9 @@ class AcceptPlan:
     version: str
     target: float
     threshold: float | None
-    bound: float
+    estimate: float  # the expected precision (method "expected") or its lower bound ("bound") at the threshold
     evidence: int
+    method: str = "expected"
     tasks: list[int] = field(default_factory=list)
     per_class: dict[str, int] = field(default_factory=dict)
     expected_wrong: float = 0.0
@@ -61,15 +69,19 @@ class AcceptPlan:
 
 def plan_accept(store: Store, pid: int, version: str, meta: dict[str, Any], predictions: dict[int, tuple[str, float]],
                 target: float, audit_share: float = AUDIT_SHARE, audit_min: int = AUDIT_MIN,
-                seed: int = 0) -> AcceptPlan:
+                seed: int = 0, method: str = "expected") -> AcceptPlan:
     """Pick the threshold for ``target`` and the tasks whose prediction of ``version`` scores at least it.
 
     Args:
         predictions: task id -> (label, calibrated score) of ``version`` (tasks already labeled excluded).
     """
     ev = evidence_for(store, pid, meta)
-    t, bound = pick_threshold(ev, target)
-    plan = AcceptPlan(pid, version, target, t, round(bound, 5), int(ev.n.sum()), predicted=len(predictions))
+    if method == "bound":
+        t, estimate = pick_threshold(ev, target)
+    else:
+        t, estimate = pick_threshold_expected(ev, np.array([s for _, s in predictions.values()]), target)
+    plan = AcceptPlan(pid, version, target, t, round(estimate, 5), int(ev.n.sum()), method,
+                      predicted=len(predictions))
     if t is None:
         return plan
     chosen = sorted(tid for tid, (_, s) in predictions.items() if s >= t)
@@ -97,7 +109,7 @@ class AcceptResult:
 
 def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: bool = False, apply: bool = False,
                audit_share: float = AUDIT_SHARE, audit_min: int = AUDIT_MIN, seed: int = 0,
-               batch: int = 1000) -> AcceptResult:
+               batch: int = 1000, method: str = "expected") -> AcceptResult:
     """Plan bulk accept for ``target``; unless ``dry_run``, create the two data manager tabs (accept, audit)
     and record the run (its audit sample is what ``dalt report`` measures the realised error on); with
     ``apply``, run "Create Annotations From Predictions" on the accepted tasks through the API.
@@ -112,7 +124,7 @@ def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: b
 
     current = current_predictions(store, pid)
     plan = plan_accept(store, pid, current.version, current.meta, current.labels, target, audit_share, audit_min,
-                       seed)
+                       seed, method)
     result = AcceptResult(plan)
     if dry_run or plan.threshold is None or not plan.tasks:
         return result
@@ -135,13 +147,16 @@ def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: b
 def format_accept(result: AcceptResult) -> str:
     """What ``dalt accept`` prints: method, threshold, coverage per class, expected wrong labels, tabs."""
     p = result.plan
+    how = ("expected precision of the accepted tasks and observed precision of the evidence" if p.method == "expected"
+           else "one-sided 95% Clopper-Pearson lower bound on the evidence's precision")
     lines = [f"project {p.project} ({p.version}): target precision {p.target:g}, evidence {p.evidence} "
-             f"human-checked suggestions (held-out + live), one-sided 95% Clopper-Pearson lower bound"]
+             f"human-checked suggestions (held-out + live); method {p.method}: {how}"]
     if p.threshold is None:
-        lines.append(f"  no score threshold reaches the target (best lower bound {p.bound:.4f}): label more tasks")
+        lines.append("  no score threshold reaches the target: label more tasks")
         return "\n".join(lines)
     cov = len(p.tasks) / p.predicted if p.predicted else 0.0
-    lines.append(f"  threshold: score >= {p.threshold:g} (lower bound {p.bound:.4f})")
+    what = "expected precision" if p.method == "expected" else "lower bound"
+    lines.append(f"  threshold: score >= {p.threshold:g} ({what} {p.estimate:.4f})")
     lines.append(f"  accepts {len(p.tasks)} of {p.predicted} unlabeled tasks ({100 * cov:.1f}%), "
                  f"expected wrong labels {p.expected_wrong:.1f}")
     lines.append("  per class: " + ", ".join(f"{c} {n}" for c, n in p.per_class.items()))

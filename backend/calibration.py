@@ -128,6 +128,29 @@ def pick_threshold(ev: Evidence, target: float, confidence: float = 0.95) -> tup
     return chosen, best
 
 
+def pick_threshold_expected(ev: Evidence, pool: np.ndarray, target: float) -> tuple[float | None, float]:
+    """Lowest bin edge ``t`` where the accepted pool's mean calibrated score (its expected precision) and
+    the evidence's observed precision at scores >= t both reach ``target``.
+
+    Returns:
+        ``(threshold or None, the pool's expected precision at it or 0)``.
+    """
+    pool = np.asarray(pool, float)
+    chosen, expected = None, 0.0
+    for i in range(len(BIN_EDGES) - 1, -1, -1):
+        taken = pool >= BIN_EDGES[i]
+        n, right = ev.n[i:].sum(), ev.correct[i:].sum()
+        if not ev.n[i] or not taken.any():
+            continue
+        mean = float(pool[taken].mean())
+        if mean >= target and right / n >= target:
+            chosen, expected = BIN_EDGES[i], mean
+    return chosen, expected
+
+
+METHODS = ("expected", "bound")
+
+
 def calibrate(meta: dict[str, Any] | None, scores: np.ndarray) -> np.ndarray:
     """Map a head's top-class probabilities through the version's calibration (unchanged without one)."""
     cal = (meta or {}).get("calibration")

@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 HELP = "bulk accept suggestions at a chosen precision: data manager tabs to accept and to audit"
-DESCRIPTION = """Pick the lowest score threshold whose precision, on the evidence DALT has (held-out labels and
-suggestions annotators kept or corrected), has a one-sided 95% lower bound at or above --precision. Prints
+DESCRIPTION = """Pick the lowest score threshold whose expected precision (the accepted tasks' calibrated scores)
+and observed precision on the evidence DALT has (held-out labels and suggestions annotators kept or
+corrected) reach --precision (--method bound: a one-sided 95% lower bound on the evidence does). Prints
 the coverage (tasks, per class) and the expected number of wrong labels; then creates a data manager tab
 with those tasks (run "Create Annotations From Predictions" on it) and an audit tab with a random sample of
 them for a person to review. Run `dalt predict --project ID` first: the tab filters on stored predictions.
@@ -27,6 +28,8 @@ def _fraction(value: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", type=int, required=True, help="Label Studio project id")
     p.add_argument("--precision", type=_fraction, default=0.99, help="target precision (default 0.99)")
+    p.add_argument("--method", choices=("expected", "bound"), default="expected",
+                   help="expected: calibrated expected precision (default); bound: 95%% lower bound on the evidence")
     p.add_argument("--dry-run", action="store_true", help="print the plan; create nothing")
     p.add_argument("--apply", action="store_true", help="also create the annotations through the API")
     p.add_argument("--audit", type=_fraction, default=0.01, help="audit sample share (default 0.01, >= 50 tasks)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         res = run_accept(store, access, args.project, args.precision, dry_run=args.dry_run, apply=args.apply,
-                         audit_share=args.audit, audit_min=args.audit_min, seed=args.seed)
+                         audit_share=args.audit, audit_min=args.audit_min, seed=args.seed, method=args.method)
     except LookupError as exc:
         print(str(exc).strip("'\""))
         return 1

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from backend.accept import evidence_for
-from backend.calibration import Evidence, calibrate, pick_threshold
+from backend.calibration import METHODS, Evidence, calibrate, pick_threshold, pick_threshold_expected
 from backend.config import Config
 from backend.heads import Head, fit_head
 from backend.store import Store
@@ -25,6 +25,7 @@ from backend.training import train_project
 BULK_CHECKPOINTS = (100, 200, 500, 1000)
 BULK_TARGETS = (0.99, 0.995)
 SELF_TRAINING_AT = 500
+DEFAULT = METHODS[0]  # the method `dalt accept` uses by default
 
 
 def checkpoint(store: Store, pid: int, head: Head, meta: dict[str, Any], X: np.ndarray, ids: np.ndarray,
@@ -36,16 +37,22 @@ def checkpoint(store: Store, pid: int, head: Head, meta: dict[str, Any], X: np.n
     ev = evidence_for(store, pid, meta)
     rest_ev = Evidence.of(scores, right)
     out: dict[str, Any] = {"remaining": len(truth), "ece": rest_ev.ece(), "raw_ece": Evidence.of(raw, right).ece(),
-                           "reliability": rest_ev.table(), "evidence": int(ev.n.sum()), "targets": {}}
-    for target in BULK_TARGETS:
-        t, bound = pick_threshold(ev, target)
-        taken = scores >= t if t is not None else np.zeros(len(scores), bool)
-        out["targets"][f"{target:g}"] = {
-            "threshold": t, "bound": round(bound, 5), "coverage": float(taken.mean()) if len(taken) else 0.0,
-            "accepted": int(taken.sum()), "wrong": int((taken & ~right).sum()),
-            "realised_precision": float(right[taken].mean()) if taken.any() else None,
-            "expected_wrong": float((1 - scores[taken]).sum()),
-        }
+                           "reliability": rest_ev.table(), "evidence": int(ev.n.sum()), "method": DEFAULT,
+                           "targets": {}, "other_methods": {}}
+    for method in METHODS:
+        for target in BULK_TARGETS:
+            t, bound = pick_threshold(ev, target) if method == "bound" else pick_threshold_expected(ev, scores, target)
+            taken = scores >= t if t is not None else np.zeros(len(scores), bool)
+            row = {
+                "threshold": t, "estimate": round(bound, 5), "coverage": float(taken.mean()) if len(taken) else 0.0,
+                "accepted": int(taken.sum()), "wrong": int((taken & ~right).sum()),
+                "realised_precision": float(right[taken].mean()) if taken.any() else None,
+                "expected_wrong": float((1 - scores[taken]).sum()),
+            }
+            if method == DEFAULT:
+                out["targets"][f"{target:g}"] = row
+            else:
+                out["other_methods"].setdefault(method, {})[f"{target:g}"] = row
     return out
 
 

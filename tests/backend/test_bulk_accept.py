@@ -82,8 +82,12 @@ def test_accept_plans_from_the_evidence_creates_tabs_and_applies(client, store, 
 
 def test_no_threshold_without_enough_evidence(store, trained) -> None:
     current = current_predictions(store, 1)
-    plan = plan_accept(store, 1, current.version, current.meta, current.labels, 0.9999)
-    assert plan.threshold is None and plan.tasks == [] and plan.audit == []
+    for method in ("expected", "bound"):
+        plan = plan_accept(store, 1, current.version, current.meta, current.labels, 0.9999, method=method)
+        assert plan.threshold is None and plan.tasks == [] and plan.audit == []
+    # 150 right held-out labels: a 95% bound of 0.95 holds (0.05 ** (1 / 150) = 0.98), of 0.99 not.
+    assert plan_accept(store, 1, current.version, current.meta, current.labels, 0.95, method="bound").threshold
+    assert plan_accept(store, 1, current.version, current.meta, current.labels, 0.99, method="bound").threshold is None
 
 
 def test_cli_accept_dry_run_prints_the_plan(store, trained, fake_ls, monkeypatch, capsys, redis_server) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from backend.calibration import (
     BIN_EDGES,
@@ -15,6 +16,7 @@ from backend.calibration import (
     fit_calibration,
     lower_bound,
     pick_threshold,
+    pick_threshold_expected,
 )
 from backend.config import Config
 from backend.evaluation import evaluation_summary, record_outcome
@@ -84,6 +86,17 @@ def test_bins_and_thresholds_follow_the_evidence() -> None:
     assert pick_threshold(Evidence.of(np.full(50, 0.999), np.ones(50, bool)), 0.99)[0] is None  # too little
     assert lower_bound(0, 0) == 0.0 and lower_bound(299, 299) > 0.99 > lower_bound(290, 290)
     assert len(ev.table()) == 2 and abs(ev.table()[0]["observed"] - 0.9) < 1e-9
+
+
+def test_expected_precision_threshold_needs_both_the_pool_and_the_evidence() -> None:
+    # Evidence: 99.5% right above 0.98, 90% in [0.9, 0.95). Pool: calibrated scores of unlabeled tasks.
+    ev = Evidence.of(np.r_[np.full(200, 0.985), np.full(100, 0.92)],
+                     np.r_[np.arange(200) > 0, np.arange(100) >= 10])
+    pool = np.r_[np.full(800, 0.999), np.full(200, 0.93)]
+    t, expected = pick_threshold_expected(ev, pool, 0.99)
+    assert t == 0.98 and expected == pytest.approx(0.999)  # 0.9 would give the pool 0.985 and evidence 0.963
+    assert pick_threshold_expected(ev, pool, 0.98)[0] == 0.98  # pool alone at t=0.9 is 0.985, evidence is not
+    assert pick_threshold_expected(ev, np.full(5, 0.96), 0.99)[0] is None  # no task of the pool at >= 0.98
 
 
 def test_training_stores_a_calibration_and_predict_serves_calibrated_scores(store, seeded_project, config) -> None:
