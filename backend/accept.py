@@ -102,9 +102,11 @@ class AcceptResult:
     tab: int | None = None
     audit_tab: int | None = None
     applied: int = 0
+    previous_model_version: str | None = None  # the project's model version before (restored after --apply)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.plan.summary(), "tab": self.tab, "audit_tab": self.audit_tab, "applied": self.applied}
+        return {**self.plan.summary(), "tab": self.tab, "audit_tab": self.audit_tab, "applied": self.applied,
+                "previous_model_version": self.previous_model_version}
 
 
 def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: bool = False, apply: bool = False,
@@ -115,11 +117,18 @@ def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: b
     ``apply``, run "Create Annotations From Predictions" on the accepted tasks through the API.
 
     The accepted tasks need this version's predictions in Label Studio (``dalt predict``) for the tab's
-    score filter and the action.
+    score filter and the action. The project's model version is set to this version (the data manager's
+    score reads only that version's predictions); ``apply`` restores the previous one afterwards.
     """
     import time
 
-    from backend.labelstudio import create_tab, id_tab_filters, predictions_to_annotations, score_tab_filters
+    from backend.labelstudio import (
+        create_tab,
+        id_tab_filters,
+        predictions_to_annotations,
+        score_tab_filters,
+        set_model_version,
+    )
     from backend.predict_all import current_predictions
 
     current = current_predictions(store, pid)
@@ -129,6 +138,7 @@ def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: b
     if dry_run or plan.threshold is None or not plan.tasks:
         return result
     url, key = str(access.url), str(access.api_key)
+    result.previous_model_version = set_model_version(url, key, pid, current.version)
     pct = f"{100 * target:g}%"
     result.tab = create_tab(url, key, pid, f"DALT accept {pct} ({current.version}, score >= {plan.threshold:g})",
                             score_tab_filters(plan.threshold, current.version))
@@ -141,6 +151,8 @@ def run_accept(store: Store, access: Any, pid: int, target: float, *, dry_run: b
             chunk = plan.tasks[start : start + batch]
             predictions_to_annotations(url, key, pid, chunk, current.version)
             result.applied += len(chunk)
+        if result.previous_model_version and result.previous_model_version != current.version:
+            set_model_version(url, key, pid, result.previous_model_version)
     return result
 
 
@@ -162,6 +174,10 @@ def format_accept(result: AcceptResult) -> str:
     lines.append("  per class: " + ", ".join(f"{c} {n}" for c, n in p.per_class.items()))
     if result.tab is not None:
         lines.append(f"  tab {result.tab}: run 'Create Annotations From Predictions' on it (model version {p.version})")
+        if not result.applied and result.previous_model_version != p.version:
+            lines.append(f"  the project's model version is now {p.version} (the tab's score filter reads it); set it "
+                         f"back to {result.previous_model_version or 'the ML backend'} in the project settings after "
+                         "the action, so annotators get live suggestions again")
         lines.append(f"  audit tab {result.audit_tab}: {len(p.audit)} random accepted tasks for a person to review")
     if result.applied:
         lines.append(f"  created {result.applied} annotations from predictions")

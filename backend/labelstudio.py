@@ -241,8 +241,8 @@ def create_prediction(url: str, api_key: str, prediction: dict[str, Any]) -> Non
 def score_tab_filters(threshold: float, version: str) -> dict[str, Any]:
     """Data manager filters: unlabeled tasks with a prediction of ``version`` scoring at least ``threshold``.
 
-    Label Studio matches model versions by substring (``v1`` also matches ``v12``): the score filter and
-    the action's exact ``model_version`` keep the tab to this version's predictions in practice.
+    The score is that of the project's model version (:func:`set_model_version`); Label Studio matches
+    the version filter by substring (``v1`` also matches ``v12``), the score filter makes it exact.
     """
     return {"conjunction": "and", "items": [
         {"filter": "filter:tasks:predictions_score", "operator": "greater_or_equal", "type": "Number",
@@ -257,6 +257,19 @@ def id_tab_filters(task_ids: list[int]) -> dict[str, Any]:
     """Data manager filters matching exactly ``task_ids`` (an audit sample)."""
     return {"conjunction": "or", "items": [
         {"filter": "filter:tasks:id", "operator": "equal", "type": "Number", "value": int(t)} for t in task_ids]}
+
+
+def set_model_version(url: str, api_key: str, pid: int, version: str) -> str:
+    """Set the project's model version; returns the one it had.
+
+    Why: the data manager's prediction score (its column and filter) averages only the predictions of the
+    project's model version, and "Create Annotations From Predictions" offers it first. With the ML
+    backend's title there (what connecting sets) no stored prediction counts and a score tab is empty.
+    """
+    api = client(url, api_key)
+    previous = str(api.projects.get(id=pid).model_version or "")
+    api.projects.update(id=pid, model_version=version)
+    return previous
 
 
 def create_tab(url: str, api_key: str, pid: int, title: str, filters: dict[str, Any]) -> int:

@@ -71,6 +71,7 @@ class FakeLabelStudio:
     predictions: list[dict] = field(default_factory=list)  # stored predictions (with "id", "task", "project")
     views: list[dict] = field(default_factory=list)  # data manager tabs created
     actions: list[dict] = field(default_factory=list)  # data manager actions run: {"id", "project", "body"}
+    model_versions: dict[int, str] = field(default_factory=dict)  # project -> its model version setting
     requests: list[Seen] = field(default_factory=list)
     refreshes: int = 0
     dripped: int = 0  # bytes /special/drip has sent
@@ -316,6 +317,18 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
             else:
                 self._json(404, {"detail": "Not found."})
 
+        def do_PATCH(self) -> None:  # noqa: N802
+            path, _ = self._record()
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if not ls.authorized(self.headers.get("Authorization")):
+                return self._json(401, {"detail": "Authentication credentials were not provided."})
+            pid = int(path.rstrip("/").rsplit("/", 1)[-1]) if path.startswith("/api/projects/") else 0
+            if pid not in ls.tasks:
+                return self._json(404, {"detail": "Not found."})
+            if "model_version" in body:
+                ls.model_versions[pid] = body["model_version"]
+            return self._json(200, {"id": pid, "model_version": ls.model_versions.get(pid, "DALT")})
+
         def do_GET(self) -> None:  # noqa: N802
             path, query = self._record()
             if path.startswith("/data/upload/special/"):  # the misbehaving paths, as Label Studio media paths
@@ -375,7 +388,8 @@ def _handler(ls: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/api/projects/") and path.rstrip("/").rsplit("/", 1)[-1].isdigit():
                 pid = int(path.rstrip("/").rsplit("/", 1)[-1])
                 if pid in ls.tasks:
-                    return self._json(200, {"id": pid, "title": f"project {pid}"})
+                    return self._json(200, {"id": pid, "title": f"project {pid}",
+                                            "model_version": ls.model_versions.get(pid, "DALT")})
                 return self._json(404, {"detail": "Not found."})
             if path == "/special/auth-redirect":
                 return self._send(302, b"", Location=query["to"][0])

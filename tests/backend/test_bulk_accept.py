@@ -65,6 +65,8 @@ def test_accept_plans_from_the_evidence_creates_tabs_and_applies(client, store, 
     scores = current_predictions(store, 1).labels
     assert all(scores[t][1] >= plan.threshold for t in plan.tasks)
     assert all(scores[t][1] < plan.threshold for t in set(scores) - set(plan.tasks))
+    assert fake_ls.model_versions[1] == "DALT" and res.previous_model_version == "DALT"  # set, then restored
+    assert [r.path for r in fake_ls.requests if r.method == "PATCH"] == ["/api/projects/1/"] * 2
     tab, audit = fake_ls.views
     items = {i["filter"]: i for i in tab["data"]["filters"]["items"]}
     assert items["filter:tasks:predictions_score"]["value"] == plan.threshold
