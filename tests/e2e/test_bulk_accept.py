@@ -1,7 +1,8 @@
 """Bulk accept end to end with the real Label Studio: ``dalt predict`` writes predictions for the whole
 project, ``dalt accept`` creates the accept and audit tabs, the data manager action "Create Annotations
 From Predictions" runs on the accept tab through the actions API, and its ``ANNOTATIONS_CREATED`` webhook
-is recorded as bulk-accepted. The browser check shows the tab (screenshots into ``DALT_E2E_SHOTS``)."""
+is recorded as bulk-accepted. The browser shows both tabs (screenshots into ``DALT_E2E_SHOTS``; the rate
+of ``dalt predict``'s bulk writes against one SDK call per task into ``DALT_E2E_RATE``)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def accept_project(label_studio: LabelStudio, dalt: Dalt, mnist: Mnist, e2e_dir:
     return {"pid": pid, "client": client, "truth": truth, "version": version}
 
 
-def test_predict_accept_action_and_audit(accept_project: dict, dalt: Dalt, label_studio: LabelStudio) -> None:
+def test_predict_accept_action_and_audit(browser, accept_project: dict, dalt: Dalt,  # noqa: F811
+                                         label_studio: LabelStudio, tmp_path: Path) -> None:
     p = accept_project
     pid, client, version = p["pid"], p["client"], p["version"]
     out = dalt_cli(dalt, "predict", "--project", str(pid), "--no-progress", "--batch", "50")
@@ -69,6 +71,7 @@ def test_predict_accept_action_and_audit(accept_project: dict, dalt: Dalt, label
     audit = {t.id for t in client.tasks.list(project=pid, view=plan["audit_tab"], fields="task_only")}
     assert len(audit) == plan["audit_size"] == min(plan["accepted"], 10) and audit <= accepted
 
+    screenshot(browser, label_studio, pid, plan["tab"], "bulk-accept-tab.png", tmp_path)
     # A person runs "Create Annotations From Predictions" on the tab (here through the actions API).
     client.actions.create(id="predictions_to_annotations", project=pid, view=plan["tab"],
                           selected_items={"all": True, "excluded": []},
@@ -78,6 +81,7 @@ def test_predict_accept_action_and_audit(accept_project: dict, dalt: Dalt, label
     wrong = sum(p["truth"][t] != dalt.store.labels(pid)[t] for t in accepted)
     print(f"bulk accept e2e: {len(accepted)} accepted at threshold {plan['threshold']}, {wrong} wrong, "
           f"expected {plan['expected_wrong']}")
+    screenshot(browser, label_studio, pid, plan["audit_tab"], "bulk-accept-audit-tab.png", tmp_path)
     _rate_against_the_per_task_floor(client, label_studio)
 
 
@@ -114,23 +118,20 @@ def _rate_against_the_per_task_floor(client, label_studio: LabelStudio) -> None:
                                             "ratio": round(bulk / floor, 2), "load_1min": round(load, 2)}, indent=1))
 
 
-def test_the_accept_tab_in_the_browser(browser, accept_project: dict, label_studio: LabelStudio,  # noqa: F811
-                                       tmp_path: Path) -> None:
-    pid, client = accept_project["pid"], accept_project["client"]
-    views = {v.data.get("title", ""): v.id for v in client.views.list(project=pid)}
-    tab = next(i for t, i in views.items() if t.startswith("DALT accept"))
-    page = browser.new_page(viewport={"width": 1280, "height": 760})
+def screenshot(browser, ls: LabelStudio, pid: int, tab: int, name: str, tmp_path: Path) -> None:  # noqa: F811
+    """The data manager showing ``tab``, saved as ``name`` (copied into ``DALT_E2E_SHOTS`` when set)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 640})
     try:
-        log_in(page, label_studio)
-        page.goto(f"{label_studio.url}/projects/{pid}/data?tab={tab}")
-        page.wait_for_selector("text=DALT accept", timeout=60_000)
-        page.wait_for_timeout(1500)
-        shot = tmp_path / "bulk-accept-tab.png"
+        log_in(page, ls)
+        page.goto(f"{ls.url}/projects/{pid}/data?tab={tab}")
+        page.wait_for_selector("text=DALT audit", timeout=60_000)  # the tab bar
+        page.wait_for_timeout(3000)  # let the rows and images paint
+        shot = tmp_path / name
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 10_000
         target = os.environ.get("DALT_E2E_SHOTS")
         if target:
             Path(target).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shot, Path(target) / shot.name)
+            shutil.copyfile(shot, Path(target) / name)
     finally:
         page.close()
