@@ -237,6 +237,8 @@ def fit_calibration(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], c
     if folds < 2 or len(y) < max(MIN_LABELS, folds) or len(set(y)) < 2:
         return None
     t0 = time.perf_counter()
+    order = np.argsort(task_ids, kind="stable")  # folds depend on the labels, not on Redis's hash order
+    X, y, task_ids = X[order], [y[i] for i in order], task_ids[order]
     conf, right = out_of_fold(fit, X, y, classes, task_ids, folds, seed, **fit_kwargs)
     chosen = _choose(conf, right, seed) if method == "auto" else method
     xs, ys = FITS[chosen](conf, right)
