@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.heads import Head
+from backend.heads import Head, fit_head
 
 # Lower edges of the score bins of the evidence and the reliability table (last bin: [0.999, 1]).
 BIN_EDGES: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
@@ -266,3 +266,21 @@ def reusable(previous: Sequence[dict[str, Any]], labels: int, head: str, encoder
                 and cal["labels"] <= labels <= cal["labels"] * (1 + growth)):
             return {**cal, "reused": True}
     return None
+
+
+def version_calibration(store: Any, config: Any, pid: int, head: Head, encoder_version: str, X: np.ndarray,
+                        y: Sequence[str], task_ids: np.ndarray, bulk: set[int], **fit_kwargs: Any) -> dict | None:
+    """The calibration a new version of ``pid`` carries (training's one call): the previous version's when
+    :func:`reusable`, else a fresh :func:`fit_calibration` on the HUMAN labels (bulk-accepted ones never
+    calibrate); None with ``DALT_CALIBRATION_FOLDS`` below 2.
+
+    Args:
+        store: ``backend.store.Store``; config: ``backend.config.Config`` (``head``, ``calibration_*``).
+    """
+    if config.calibration_folds < 2:
+        return None
+    human = ~np.isin(task_ids, np.fromiter(bulk, np.int64, len(bulk)))
+    return reusable(store.versions(pid), int(human.sum()), head.kind, encoder_version,
+                    config.calibration_growth) or fit_calibration(
+        lambda *a, **kw: fit_head(config.head, *a, **kw), X[human], [v for v, h in zip(y, human, strict=True) if h],
+        head.classes, task_ids[human], folds=config.calibration_folds, **fit_kwargs)

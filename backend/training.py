@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from backend.calibration import fit_calibration, reusable
+from backend.calibration import version_calibration
 from backend.config import Config
 from backend.heads import fit_head, head_kind
 from backend.store import Store
@@ -82,13 +82,8 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
             unlabeled=unlabeled,
             unlabeled_ids=unlabeled_ids,
         )
-        human = ~np.isin(task_ids[found], np.fromiter(bulk, np.int64, len(bulk)))
-        calibration = config.calibration_folds >= 2 and reusable(
-            store.versions(pid), int(human.sum()), head.kind, encoder.version, config.calibration_growth
-        ) or fit_calibration(
-            lambda *a, **kw: fit_head(config.head, *a, **kw), X[found][human],
-            [v for v, h in zip(y, human, strict=True) if h], head.classes, task_ids[found][human],
-            folds=config.calibration_folds, unlabeled=unlabeled, unlabeled_ids=unlabeled_ids)
+        calibration = version_calibration(store, config, pid, head, encoder.version, X[found], y, task_ids[found],
+                                          bulk, unlabeled=unlabeled, unlabeled_ids=unlabeled_ids)
     fit_seconds = time.perf_counter() - t0
     meta = {
         "head": head.kind,
