@@ -6,6 +6,7 @@ suite's plain ``redis_server`` is the queue Redis. Projects are chosen so that e
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,10 @@ def test_store_transactions_locks_and_purge_stay_within_a_project_on_a_cluster(c
     assert lock.acquire(blocking=False) and not cluster_store.train_lock(a, ttl=5).acquire(blocking=False)
     lock.release()
     assert cluster_store.forget_tasks(a, [3]).labels == 1
+    capped = Store(cluster_store.r, keep_versions=1)  # the publish script writes and trims undeclared head keys
+    meta = {"encoder_version": "enc-test", "head": "logreg"}
+    assert [capped.publish_head(a, b"w%d" % g, meta, generation=g) for g in (1, 2)] == ["v1", "v2"]
+    assert capped.head(a, "v1") is None and capped.head(a, "v2").blob == b"w2"
 
     found = cluster_store.project_keys(a)
     assert found and all(k.startswith(keys.project_prefix(a) + ":") for k in found)
@@ -206,3 +211,12 @@ def test_the_queue_redis_defaults_to_redis_url_and_is_never_a_cluster():
         _ = Config.from_env({"REDIS_URL": "redis+cluster://h:7000"}).queue_url
     with pytest.raises(ValueError, match="DALT_QUEUE_REDIS_URL names a Redis Cluster"):
         _ = Config(queue_redis_url="redis+cluster://h:7000").queue_url
+
+
+def test_dalt_run_refuses_a_cluster_without_a_queue_redis_before_starting_anything(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.delenv("DALT_QUEUE_REDIS_URL", raising=False)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own Ctrl-C and SIGTERM handlers
+    started = []
+    monkeypatch.setattr(processes, "start_gunicorn", lambda *a, **k: started.append("gunicorn"))
+    assert processes.run_backend(redis_url="redis+cluster://127.0.0.1:7000", var_dir=tmp_path) == 1
+    assert started == [] and "set DALT_QUEUE_REDIS_URL" in capsys.readouterr().err
