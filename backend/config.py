@@ -222,6 +222,8 @@ class ProcessConfig(_FromEnv):
     # ``dalt run`` starts its own redis-server on this port unless REDIS_URL is set (6390: never a Redis on 6379)
     redis_url: str = ""
     redis_port: int = 6390
+    # RQ's queues when project data is elsewhere (a Redis Cluster); empty: the data Redis
+    queue_redis_url: str = ""
     # Label Studio's own virtualenv for the demo and the e2e tests (empty: ~/.cache/dalt/label-studio-<version>)
     ls_venv: str = ""
 
@@ -233,6 +235,7 @@ class ProcessConfig(_FromEnv):
         "rq_workers": "DALT_RQ_WORKERS",
         "redis_url": "REDIS_URL",
         "redis_port": "DALT_REDIS_PORT",
+        "queue_redis_url": "DALT_QUEUE_REDIS_URL",
         "ls_venv": "DALT_LS_VENV",
     }
 

@@ -134,8 +134,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def service_env(redis_url: str, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
-    """Environment for DALT's own processes: this Redis, one BLAS thread each, unbuffered output."""
+    """Environment for DALT's own processes: this Redis, one BLAS thread each, unbuffered output.
+
+    A ``DALT_QUEUE_REDIS_URL`` of ``base`` is not inherited: the queues are on ``redis_url`` unless ``extra``
+    names their Redis (a test or a benchmark never queues on a Redis it did not start).
+    """
     env = dict(os.environ if base is None else base)
+    env.pop("DALT_QUEUE_REDIS_URL", None)
     env.update(REDIS_URL=redis_url, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONUNBUFFERED="1")
     env.update(extra)
@@ -413,7 +418,7 @@ def start_worker(env: Mapping[str, str], queue: str = "dalt", *, worker_class: s
         scheduler: run RQ's scheduler in the worker (retry back-offs and delayed reconciles need it); the
             benchmarks leave it out so that no delayed job competes with what they measure.
     """
-    argv = [venv_bin("rq"), "worker", "--url", Config.from_env(env).queue_url,
+    argv = [venv_bin("rq"), "worker", "--url", Config.from_env(env, redis_url=env["REDIS_URL"]).queue_url,
             *(["--with-scheduler"] if scheduler else []),
             "--worker-class", worker_class, *args, queue]
     return ManagedProcess(name, argv, env, log_path).start()
@@ -446,13 +451,14 @@ def exposure_note(host: str, port: int, env: Mapping[str, str]) -> str:
 
 def run_backend(host: str = "127.0.0.1", port: int = 9090, http_workers: int = 2, rq_workers: int = 1, *,
                 redis_url: str | None = None, redis_port: int = 6390, var_dir: Path = ROOT / "var",
-                queue: str = "dalt") -> int:
+                queue: str = "dalt", queue_redis_url: str | None = None) -> int:
     """Run DALT in the foreground until Ctrl-C or SIGTERM: its own Redis unless ``redis_url``, gunicorn, workers.
 
     The private Redis keeps AOF data in ``var_dir/redis`` on ``redis_port`` (6390 by default, so it never
-    collides with a Redis already on 6379). Returns the exit code: 0 when stopped, 1 when a process died.
+    collides with a Redis already on 6379). RQ's queues are on ``queue_redis_url``, else on the data Redis
+    (which then cannot be a Redis Cluster). Returns the exit code: 0 when stopped, 1 when a process died.
     """
-    env = service_env(redis_url or "")
+    env = service_env(redis_url or "", **({"DALT_QUEUE_REDIS_URL": queue_redis_url} if queue_redis_url else {}))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # the user's choice wins
         env[var] = os.environ.get(var, "1")
     prom = var_dir / "prometheus"  # multiprocess metrics of the gunicorn workers; stale files would add up

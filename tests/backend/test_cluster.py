@@ -220,3 +220,10 @@ def test_dalt_run_refuses_a_cluster_without_a_queue_redis_before_starting_anythi
     monkeypatch.setattr(processes, "start_gunicorn", lambda *a, **k: started.append("gunicorn"))
     assert processes.run_backend(redis_url="redis+cluster://127.0.0.1:7000", var_dir=tmp_path) == 1
     assert started == [] and "set DALT_QUEUE_REDIS_URL" in capsys.readouterr().err
+
+
+def test_processes_never_inherit_a_queue_redis_they_were_not_given(monkeypatch):
+    monkeypatch.setenv("DALT_QUEUE_REDIS_URL", "redis://127.0.0.1:6379/0")  # e.g. a developer's shell
+    assert "DALT_QUEUE_REDIS_URL" not in processes.service_env("redis://127.0.0.1:7000/0")
+    env = processes.service_env("redis://127.0.0.1:7000/0", DALT_QUEUE_REDIS_URL="redis://127.0.0.1:7001/0")
+    assert Config.from_env(env).queue_url == "redis://127.0.0.1:7001/0"
