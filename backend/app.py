@@ -14,7 +14,6 @@ import time
 
 import redis
 from flask import Flask, Response, g, jsonify, request
-from rq import Queue
 from werkzeug.exceptions import HTTPException
 
 from backend import labelconfig
@@ -24,6 +23,7 @@ from backend.ledger import Ledger
 from backend.metrics import Metrics
 from backend.predict import HeadCache
 from backend.projects import Projects
+from backend.queueing import job_queue
 from backend.store import Store
 
 log = logging.getLogger("backend")
@@ -44,7 +44,7 @@ def create_app(config: Config | None = None, store: Store | None = None) -> Flas
     store = store or Store.from_url(
         config.redis_url, keep_versions=config.keep_versions, socket_timeout=5, socket_connect_timeout=2
     )
-    queue = Queue(config.queue_name, connection=store.r)
+    queue = job_queue(config, store)
     projects = Projects(store)
     labelconfig.config_cache.resize(config.config_cache_bytes)
     app = Flask(__name__)

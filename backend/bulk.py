@@ -397,13 +397,11 @@ def head_is_stale(store: Store, pid: int, version: str) -> bool:
 def queue_head_training(store: Store, config: Config, pid: int, out: TextIO) -> bool:
     """Queue a retraining of the head on the new encoder's vectors (the old head used the old ones)."""
     try:
-        from rq import Queue
-
-        from backend.queueing import enqueue_training
+        from backend.queueing import enqueue_training, job_queue
     except ImportError as exc:
         print(f"note: head retraining not queued ({exc}); press 'Start training' in Label Studio", file=out)
         return False
-    queued = enqueue_training(store, Queue(config.queue_name, connection=store.r), pid, config)
+    queued = enqueue_training(store, job_queue(config, store), pid, config)
     print(
         "queued a head retraining on the current encoder" if queued else "a head retraining is already queued",
         file=out,

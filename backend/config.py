@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import ClassVar, Self
+from urllib.parse import urlsplit
 
 from encoder.settings import FetchSettings
 
@@ -66,6 +67,8 @@ class Config(_FromEnv):
     """Everything the backend, the workers and the scripts can be told."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # RQ's queues (empty: REDIS_URL); see queue_url
+    queue_redis_url: str = ""
     label_studio_url: str = ""
     label_studio_api_key: str = field(default="", repr=False)
     basic_auth_user: str = ""
@@ -119,6 +122,7 @@ class Config(_FromEnv):
 
     _ENV = {
         "redis_url": "REDIS_URL",
+        "queue_redis_url": "DALT_QUEUE_REDIS_URL",
         "label_studio_url": "LABEL_STUDIO_URL",
         "label_studio_api_key": "LABEL_STUDIO_API_KEY",
         "basic_auth_user": "BASIC_AUTH_USER",
@@ -156,6 +160,24 @@ class Config(_FromEnv):
         "reconcile_delay": "DALT_RECONCILE_DELAY",
         "reconcile_interval": "DALT_RECONCILE_INTERVAL",
     }
+
+    @property
+    def queue_url(self) -> str:
+        """Where RQ's queues live: ``DALT_QUEUE_REDIS_URL``, else ``REDIS_URL``.
+
+        RQ keeps a job's keys apart from its queue's and moves them together in MULTI/EXEC, which a Redis
+        Cluster refuses across slots; so with project data on a cluster the queues need a plain Redis.
+
+        Raises:
+            ValueError: ``REDIS_URL`` names a Redis Cluster and ``DALT_QUEUE_REDIS_URL`` is unset, or the
+                queue URL is a cluster's itself.
+        """
+        url = self.queue_redis_url or self.redis_url
+        if urlsplit(url).scheme.lower().endswith("+cluster"):
+            which = "DALT_QUEUE_REDIS_URL" if self.queue_redis_url else "REDIS_URL"
+            raise ValueError(f"{which} names a Redis Cluster, where RQ's queues cannot live: set "
+                             "DALT_QUEUE_REDIS_URL to a plain redis:// URL (docs/deployment.md, Past one Redis)")
+        return url
 
     @property
     def basic_auth_enabled(self) -> bool:
@@ -208,6 +230,8 @@ class ProcessConfig(_FromEnv):
     # ``dalt run`` starts its own redis-server on this port unless REDIS_URL is set (6390: never a Redis on 6379)
     redis_url: str = ""
     redis_port: int = 6390
+    # RQ's queues when project data is elsewhere (a Redis Cluster); empty: the data Redis
+    queue_redis_url: str = ""
     # Label Studio's own virtualenv for the demo and the e2e tests (empty: ~/.cache/dalt/label-studio-<version>)
     ls_venv: str = ""
 
@@ -219,6 +243,7 @@ class ProcessConfig(_FromEnv):
         "rq_workers": "DALT_RQ_WORKERS",
         "redis_url": "REDIS_URL",
         "redis_port": "DALT_REDIS_PORT",
+        "queue_redis_url": "DALT_QUEUE_REDIS_URL",
         "ls_venv": "DALT_LS_VENV",
     }
 

@@ -1,6 +1,7 @@
-"""Every RQ job entry point. Workers run them as ``rq worker --url $REDIS_URL dalt``.
+"""Every RQ job entry point. Workers run them as ``rq worker --url <queue Redis> dalt``.
 
-They build their Store from the worker's own Redis connection and the configuration from the
+Workers listen on the queue Redis (``DALT_QUEUE_REDIS_URL``, default ``REDIS_URL``); jobs build their Store
+on the project data's Redis (``REDIS_URL``, possibly a Redis Cluster) and the configuration from the
 environment, so any worker on any machine that reaches the same Redis can run them. The coalescing rules
 they take part in (clear the pending flag first thing) are written in ``backend.queueing``.
 """
@@ -31,7 +32,7 @@ def _context() -> tuple[Store, Config]:
     config = Config.from_env()
     labelconfig.config_cache.resize(config.config_cache_bytes)
     job = get_current_job()
-    if job is not None:
+    if job is not None and not config.queue_redis_url:  # queues and data on one Redis: the worker's connection
         return Store(job.connection, keep_versions=config.keep_versions), config
     return Store.from_url(config.redis_url, keep_versions=config.keep_versions), config
 

@@ -24,6 +24,8 @@ from typing import IO
 
 import requests
 
+from backend.config import Config
+
 ROOT = Path(__file__).resolve().parent.parent
 PRELOADED_WORKER = "backend.worker.PreloadedWorker"
 APP = "backend.app:create_app()"
@@ -132,8 +134,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def service_env(redis_url: str, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
-    """Environment for DALT's own processes: this Redis, one BLAS thread each, unbuffered output."""
+    """Environment for DALT's own processes: this Redis, one BLAS thread each, unbuffered output.
+
+    A ``DALT_QUEUE_REDIS_URL`` of ``base`` is not inherited: the queues are on ``redis_url`` unless ``extra``
+    names their Redis (a test or a benchmark never queues on a Redis it did not start).
+    """
     env = dict(os.environ if base is None else base)
+    env.pop("DALT_QUEUE_REDIS_URL", None)
     env.update(REDIS_URL=redis_url, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONUNBUFFERED="1")
     env.update(extra)
@@ -321,6 +328,72 @@ def temporary_redis(prefix: str = "dalt-redis-", timeout: float = 20) -> Iterato
             server.stop()
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 <= 65535:
+            with contextlib.suppress(OSError), socket.socket() as s:
+                s.bind(("127.0.0.1", port + 10000))
+                return port
+
+
+class RedisCluster:
+    """A private Redis Cluster of ``masters`` non-persistent ``redis-server --cluster-enabled yes``, no replicas.
+
+    Its :attr:`url` uses the ``redis+cluster://`` scheme that ``backend.store.connection`` opens as a cluster.
+    """
+
+    def __init__(self, data_dir: Path, masters: int = 3):
+        self.dir = Path(data_dir)
+        self.servers = [RedisServer(self.dir / f"node{i}", _cluster_port(), args=[
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"])
+            for i in range(masters)]
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.servers[0].port}"
+
+    def start(self, timeout: float = 30) -> RedisCluster:
+        """Start the nodes, assign the 16384 slots over them (``redis-cli --cluster create``), wait for state ok."""
+        import redis
+
+        try:
+            for server in self.servers:
+                server.start(timeout)
+            cli = shutil.which("redis-cli") or "redis-cli"
+            made = subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in self.servers),
+                                   "--cluster-replicas", "0", "--cluster-yes"],
+                                  capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            if made.returncode != 0:
+                raise RuntimeError(f"redis-cli --cluster create failed:\n{made.stdout}{made.stderr}")
+            for server in self.servers:
+                client = redis.Redis(port=server.port, socket_connect_timeout=1)
+                try:
+                    wait_for(lambda c=client: c.execute_command("CLUSTER INFO").get("cluster_state") == "ok", timeout,
+                             f"cluster_state:ok on port {server.port}", interval=0.1)
+                finally:
+                    client.close()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
+def start_redis_cluster(data_dir: Path, masters: int = 3, timeout: float = 30) -> RedisCluster:
+    """Start a private Redis Cluster and wait until every node says ``cluster_state:ok``.
+
+    Raises:
+        RedisServerMissing: redis-server is not installed.
+        RuntimeError, TimeoutError: a node or ``redis-cli --cluster create`` failed, or the state stayed not ok.
+    """
+    return RedisCluster(data_dir, masters).start(timeout)
+
+
 # ------------------------------------------------------------------------------------ gunicorn and RQ
 def start_gunicorn(env: Mapping[str, str], port: int | None = None, *, host: str = "127.0.0.1",
                    workers: int = 1, args: Iterable[str] = (), log_path: Path | None = None,
@@ -336,13 +409,17 @@ def start_gunicorn(env: Mapping[str, str], port: int | None = None, *, host: str
 def start_worker(env: Mapping[str, str], queue: str = "dalt", *, worker_class: str = PRELOADED_WORKER,
                  args: Iterable[str] = (), log_path: Path | None = None, name: str = "worker",
                  scheduler: bool = True) -> ManagedProcess:
-    """Start one ``rq worker`` on ``queue`` of ``env["REDIS_URL"]``; ``args`` add options.
+    """Start one ``rq worker`` on ``queue`` of the queue Redis that ``env`` names; ``args`` add options.
+
+    The worker listens on ``DALT_QUEUE_REDIS_URL`` (default ``REDIS_URL``); its jobs open the project data
+    on ``REDIS_URL`` (``backend.jobs``), which may be a Redis Cluster.
 
     Args:
         scheduler: run RQ's scheduler in the worker (retry back-offs and delayed reconciles need it); the
             benchmarks leave it out so that no delayed job competes with what they measure.
     """
-    argv = [venv_bin("rq"), "worker", "--url", env["REDIS_URL"], *(["--with-scheduler"] if scheduler else []),
+    argv = [venv_bin("rq"), "worker", "--url", Config.from_env(env, redis_url=env["REDIS_URL"]).queue_url,
+            *(["--with-scheduler"] if scheduler else []),
             "--worker-class", worker_class, *args, queue]
     return ManagedProcess(name, argv, env, log_path).start()
 
@@ -374,13 +451,14 @@ def exposure_note(host: str, port: int, env: Mapping[str, str]) -> str:
 
 def run_backend(host: str = "127.0.0.1", port: int = 9090, http_workers: int = 2, rq_workers: int = 1, *,
                 redis_url: str | None = None, redis_port: int = 6390, var_dir: Path = ROOT / "var",
-                queue: str = "dalt") -> int:
+                queue: str = "dalt", queue_redis_url: str | None = None) -> int:
     """Run DALT in the foreground until Ctrl-C or SIGTERM: its own Redis unless ``redis_url``, gunicorn, workers.
 
     The private Redis keeps AOF data in ``var_dir/redis`` on ``redis_port`` (6390 by default, so it never
-    collides with a Redis already on 6379). Returns the exit code: 0 when stopped, 1 when a process died.
+    collides with a Redis already on 6379). RQ's queues are on ``queue_redis_url``, else on the data Redis
+    (which then cannot be a Redis Cluster). Returns the exit code: 0 when stopped, 1 when a process died.
     """
-    env = service_env(redis_url or "")
+    env = service_env(redis_url or "", **({"DALT_QUEUE_REDIS_URL": queue_redis_url} if queue_redis_url else {}))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # the user's choice wins
         env[var] = os.environ.get(var, "1")
     prom = var_dir / "prometheus"  # multiprocess metrics of the gunicorn workers; stale files would add up
@@ -401,15 +479,17 @@ def run_backend(host: str = "127.0.0.1", port: int = 9090, http_workers: int = 2
             redis = start_redis(var_dir / "redis", redis_port, persistent=True)
             processes.append(redis.process)
             env["REDIS_URL"] = redis.url
+        queue_url = Config.from_env(env).queue_url  # a cluster REDIS_URL needs DALT_QUEUE_REDIS_URL
         processes.append(start_gunicorn(env, port, host=host, workers=http_workers))
         for i in range(rq_workers):
             # a killed job is retried, a dead scheduler restarted, within ~2 min
             processes.append(start_worker(env, queue, args=["--maintenance-interval", "30"], name=f"rq-worker-{i}"))
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError, ValueError) as exc:
         print(f"DALT: {exc}", file=sys.stderr)
         stop_all(processes)
         return 1
-    print(f"DALT: backend http://{host}:{port}  REDIS_URL={env['REDIS_URL']}  ({rq_workers} RQ worker(s)); "
+    queues = "" if queue_url == env["REDIS_URL"] else f"  DALT_QUEUE_REDIS_URL={queue_url}"
+    print(f"DALT: backend http://{host}:{port}  REDIS_URL={env['REDIS_URL']}{queues}  ({rq_workers} RQ worker(s)); "
           "Ctrl-C stops everything", flush=True)
     print(f"DALT: {exposure_note(host, port, env)}", flush=True)
     code = 0

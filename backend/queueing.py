@@ -25,6 +25,11 @@ Coalescing, per project (the only place these rules are written down):
   not be able to wipe a project).
 
 Jobs are enqueued by dotted name (``backend.jobs.*``): the web process never imports the job code.
+
+Queues live on their own connection, :func:`job_queue`: ``DALT_QUEUE_REDIS_URL`` (default ``REDIS_URL``).
+RQ's keys carry no hash tag and RQ moves them in MULTI/EXEC, so with project data on a Redis Cluster the
+queues stay on a plain Redis; workers listen there (``rq worker --url``) and their jobs open the store on
+``REDIS_URL`` (``backend.jobs``).
 """
 
 from __future__ import annotations
@@ -33,16 +38,36 @@ import logging
 import time
 import uuid
 
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 
 from backend.config import Config
 from backend.labelstudio import label_studio_access
 from backend.store import Store
+from backend.store.connection import connect, is_cluster
 
 log = logging.getLogger(__name__)
 
 # Retry intervals (s) for a failed or abandoned (worker killed) job.
 RETRY_INTERVALS = [1, 5, 15]
+
+
+def job_queue(config: Config, store: Store | None = None) -> Queue:
+    """The queue every job goes to, on the queue Redis (``DALT_QUEUE_REDIS_URL``, else ``REDIS_URL``).
+
+    Inside a job it is the connection the worker took that job from; with no separate queue URL and a
+    plain Redis, ``store``'s own connection (the same server: no second pool).
+
+    Raises:
+        ValueError: project data is on a Redis Cluster and no plain queue Redis is configured.
+    """
+    job = get_current_job()
+    if job is not None:
+        connection = job.connection
+    elif store is not None and not config.queue_redis_url and not is_cluster(store.r):
+        connection = store.r
+    else:
+        connection = connect(config.queue_url, health_check_interval=30)
+    return Queue(config.queue_name, connection=connection)
 
 
 def _retry(config: Config) -> Retry | None:

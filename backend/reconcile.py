@@ -24,13 +24,11 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 
-from rq import Queue
-
 from backend.config import Config
 from backend.labelconfig import ClassificationConfig, cached_config
 from backend.labelstudio import fetch_annotations, label_studio_access
 from backend.ledger import counters_disagree
-from backend.queueing import enqueue_training
+from backend.queueing import enqueue_training, job_queue
 from backend.store import Store
 from encoder.netguard import RefusedHost
 
@@ -134,8 +132,7 @@ def reconcile_project(store: Store, config: Config, pid: int, *, force: bool = F
     result.labels_changed = changed
     result.status = "resynced"
     if changed:
-        queue = Queue(config.queue_name, connection=store.r)
-        result.training_queued = enqueue_training(store, queue, pid, config)
+        result.training_queued = enqueue_training(store, job_queue(config, store), pid, config)
     log.info("project %s: reconciled with Label Studio: %d annotations there, %d added, %d updated, %d removed",
              pid, result.ls_annotations, result.added, result.updated, result.removed)
     return result

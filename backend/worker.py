@@ -6,7 +6,9 @@ encoding. Those imports cost 1-3 s on a small machine, paid again by every job, 
 update take seconds longer than the fit itself. Importing them here, in the worker's parent process,
 lets every forked horse inherit them ready-made; fork isolation is kept.
 
-Use: ``rq worker --worker-class backend.worker.PreloadedWorker ...`` (or ``RQ_WORKER_CLASS``).
+Use: ``rq worker --url <queue Redis> --worker-class backend.worker.PreloadedWorker ...`` (or
+``RQ_WORKER_CLASS``). The worker listens on the queue Redis (``DALT_QUEUE_REDIS_URL``, else ``REDIS_URL``;
+never a Redis Cluster); the jobs it runs open the project data on ``REDIS_URL`` themselves (``backend.jobs``).
 """
 
 from __future__ import annotations

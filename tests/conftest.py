@@ -32,6 +32,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[processes.RedisCluster]:
+    """A private 3-master Redis Cluster (free ports, no persistence) for this test session; ``.url`` opens it."""
+    cluster = processes.start_redis_cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_store(redis_cluster: processes.RedisCluster) -> Iterator[Store]:
+    """A store on the private Redis Cluster, every node flushed before the test."""
+    store = Store.from_url(redis_cluster.url)
+    store.r.flushall(target_nodes=store.r.PRIMARIES)
+    yield store
+    store.r.close()
+
+
 @pytest.fixture
 def redis_client(redis_server: str) -> Iterator[redis.Redis]:
     """A client on the private server, flushed before each test."""

@@ -32,18 +32,17 @@ def reconcile_projects(store: Any, config: Any, pids: list[int], *, enqueue: boo
     One unreachable project does not stop the others. Lines go to ``out`` (default: the current stdout).
     """
     out = out or sys.stdout
-    from rq import Queue
     from tqdm import tqdm
 
-    from backend.queueing import enqueue_reconcile
+    from backend.queueing import enqueue_reconcile, job_queue
     from backend.reconcile import reconcile_project
 
     totals = {"added": 0, "updated": 0, "removed": 0}
     failed = 0
+    queue = job_queue(config, store) if enqueue else None
     for pid in tqdm(pids, desc="reconcile", unit="project", disable=len(pids) < 2):
-        if enqueue:
-            state = enqueue_reconcile(store, Queue(config.queue_name, connection=store.r), config, pid,
-                                      reason="dalt reconcile", force=force)
+        if queue is not None:
+            state = enqueue_reconcile(store, queue, config, pid, reason="dalt reconcile", force=force)
             print(f"project {pid}: {state}", file=out)
             continue
         try:

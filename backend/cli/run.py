@@ -11,7 +11,8 @@ Ctrl-C (or SIGTERM) stops every process it started. Without REDIS_URL it starts 
 AOF persistence and noeviction, data under var/redis/, on DALT_REDIS_PORT (default 6390, so it never
 collides with a Redis already on 6379). It listens on 127.0.0.1 unless HOST (or --host) says otherwise, and
 prints who can reach it and how to protect it. Defaults come from PORT, HOST, DALT_HTTP_WORKERS,
-DALT_RQ_WORKERS (docs/configuration.md)."""
+DALT_RQ_WORKERS; RQ's queues go to DALT_QUEUE_REDIS_URL when set (required when REDIS_URL is a
+redis+cluster:// URL; docs/configuration.md)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,4 +29,5 @@ def run(args: argparse.Namespace) -> int:
     given = {"port": args.port, "host": args.host, "http_workers": args.http_workers, "rq_workers": args.rq_workers}
     opts = ProcessConfig.from_env(**{k: v for k, v in given.items() if v is not None})
     return run_backend(host=opts.host, port=opts.port, http_workers=opts.http_workers, rq_workers=opts.rq_workers,
-                       redis_url=opts.redis_url or None, redis_port=opts.redis_port)
+                       redis_url=opts.redis_url or None, redis_port=opts.redis_port,
+                       queue_redis_url=opts.queue_redis_url or None)

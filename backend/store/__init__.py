@@ -18,6 +18,7 @@ module          concept (each module's ``*Parts`` class is one base of ``Store``
 ``reconcile``   annotation ids seen, Label Studio's counters, the reconcile flag
 ``lifecycle``   forgetting deleted tasks, purging a deleted project
 ``accept``      bulk-accepted tasks, the last bulk-accept run and its audit sample
+``connection``  opening the client: one Redis or a Redis Cluster
 ==============  =====================================================================================
 """
 
@@ -25,10 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-
 from backend.store.accept import AcceptParts
 from backend.store.codec import BUCKET
+from backend.store.connection import connect
 from backend.store.embeddings import EmbeddingParts
 from backend.store.evaluation import EvaluationParts
 from backend.store.heads import HeadParts, HeadRecord
@@ -44,15 +44,17 @@ class Store(ProjectParts, EmbeddingParts, LabelParts, TrainingParts, HeadParts, 
     """Typed access to DALT's data in Redis.
 
     Args:
-        client: a redis-py client created with ``decode_responses=False`` (embeddings are bytes).
+        client: a redis-py client (``redis.Redis`` or ``RedisCluster``, see ``connection``) created with
+            ``decode_responses=False`` (embeddings are bytes).
         keep_versions: how many head versions stay available for rollback.
     """
 
     @classmethod
     def from_url(cls, url: str, keep_versions: int = 10, **kwargs: Any) -> Store:
-        """Build a store on a new connection pool for ``url``."""
+        """Build a store on a new connection pool for ``url`` (``redis+cluster://``: a Redis Cluster, see
+        :mod:`backend.store.connection`)."""
         kwargs.setdefault("health_check_interval", 30)
-        return cls(redis.Redis.from_url(url, **kwargs), keep_versions=keep_versions)
+        return cls(connect(url, **kwargs), keep_versions=keep_versions)
 
 
 __all__ = ["BUCKET", "EncoderInfo", "Forgotten", "HeadRecord", "Store"]

@@ -41,7 +41,7 @@ class AcceptParts(StoreBase):
 
     def save_accept_run(self, pid: int, run: Mapping[str, Any], audit: Iterable[int]) -> None:
         """Replace the last accept run and its audit sample (every sampled task ``pending``)."""
-        pipe = self.r.pipeline(transaction=True)
+        pipe = self.r.pipeline(transaction=False)  # one-off CLI write; a Redis Cluster has no MULTI across calls
         pipe.delete(keys.audit(pid))
         sample = {int(t): "pending" for t in audit}
         if sample:

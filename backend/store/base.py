@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import redis
-
+from backend.store.connection import Client
 from backend.store.scripts import Batch, Reply, register
 
 T = TypeVar("T")
@@ -21,7 +20,7 @@ T = TypeVar("T")
 class StoreBase:
     """The client, the scripts bound to it, and how many head versions are kept for rollback."""
 
-    def __init__(self, client: redis.Redis, keep_versions: int = 10):
+    def __init__(self, client: Client, keep_versions: int = 10):
         self.r = client
         self.keep_versions = keep_versions
         self._scripts = register(client)

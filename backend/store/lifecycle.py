@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from backend.store import codec, keys
 from backend.store.base import StoreBase
+from backend.store.connection import is_cluster
 
 SCAN_COUNT = 1000
 
@@ -61,7 +62,9 @@ class LifecycleParts(StoreBase):
     def project_keys(self, pid: int) -> list[str]:
         """Every key under the project's prefix (a ``SCAN``: for purging and reporting, never a request path)."""
         pattern = keys.project_prefix(pid) + ":*"
-        return sorted(k.decode() for k in self.r.scan_iter(match=pattern, count=SCAN_COUNT))
+        # On a cluster only the node that holds the project's slot (its hash tag) can have its keys.
+        where = {"target_nodes": self.r.get_node_from_key(pattern)} if is_cluster(self.r) else {}
+        return sorted(k.decode() for k in self.r.scan_iter(match=pattern, count=SCAN_COUNT, **where))
 
     def purge_project(self, pid: int) -> int:
         """Delete every key of the project and remove it from the project lists; returns how many keys went."""

@@ -137,15 +137,19 @@ class ProjectParts(StoreBase):
 
     # ---- encoders --------------------------------------------------------------------------------
     def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any]) -> None:
-        """Store an encoder version and make it current. ``meta`` must hold ``dim``."""
+        """Store an encoder version and make it current. ``meta`` must hold ``dim``.
+
+        The project's keys change in one transaction (one slot, so a cluster allows it); the global project
+        list is another slot, so it is written after, on its own.
+        """
         if int(meta.get("dim", 0)) <= 0:
             raise ValueError("encoder meta needs a positive 'dim'")
         pipe = self.r.pipeline(transaction=True)
-        pipe.sadd(keys.PROJECTS, pid)
         pipe.set(keys.encoder_blob(pid, version), blob)
         pipe.hset(keys.encoder_meta(pid), version, json.dumps(dict(meta)))
         pipe.set(keys.encoder_current(pid), version)
         pipe.execute()
+        self.r.sadd(keys.PROJECTS, pid)
 
     def current_encoder(self, pid: int) -> EncoderInfo | None:
         """The encoder version that new embeddings must be made with, or None before bulk encoding."""

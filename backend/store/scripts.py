@@ -3,9 +3,13 @@
 Scripts are read from the package once per process and registered per client (redis-py computes their
 SHA1 locally, nothing is sent). A batch sends ``EVALSHA`` directly in a plain pipeline: redis-py's own
 script support asks ``SCRIPT EXISTS`` before every pipeline that queues a script (a second round trip).
-When Redis answers ``NOSCRIPT`` (it restarted or flushed its script cache), only the scripts that got it
-are loaded and run again, together in one more round trip; every other command of the batch has already
-run exactly once.
+When Redis answers ``NOSCRIPT`` (it restarted or flushed its script cache), only the calls that got it
+run again, as ``EVAL`` with the script's text, together in one more round trip; every other command of
+the batch has already run exactly once. ``EVAL`` (not ``SCRIPT LOAD``) because it goes where the call's
+keys live: on a Redis Cluster each node has its own script cache, ``SCRIPT LOAD`` names no key, and
+redis-py's cluster pipeline refuses ``SCRIPT LOAD`` and its ``evalsha`` method (the generic
+``execute_command`` routes ``EVALSHA`` by its keys); Redis caches what ``EVAL`` ran, so the next
+``EVALSHA`` on that node finds the script.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any, Generic, TypeVar
 
 import redis
 from redis.commands.core import Script
+
+from backend.store.connection import Client
 
 NAMES = ("record_annotation", "delete_annotations", "record_outcome", "observe_annotations", "publish_head",
          "save_settings", "forget_tasks", "clear_slots", "review_bulk")
@@ -42,7 +48,7 @@ def source(name: str) -> str:
     return "".join(_read(part) + "\n" for part in (*PRELUDES.get(name, ()), name))
 
 
-def register(client: redis.Redis) -> dict[str, Script]:
+def register(client: Client) -> dict[str, Script]:
     """Every script, bound to ``client`` (no round trip)."""
     return {name: client.register_script(source(name)) for name in NAMES}
 
@@ -97,7 +103,7 @@ class Batch:
     Each script is atomic on its own; nothing else runs between commands only if they are in one script.
     """
 
-    def __init__(self, client: redis.Redis, scripts: dict[str, Script]):
+    def __init__(self, client: Client, scripts: dict[str, Script]):
         self._client = client
         self._pipe = client.pipeline(transaction=False)
         self._scripts = scripts
@@ -111,7 +117,7 @@ class Batch:
     ) -> Reply[T]:
         """Queue the Lua script ``name`` (see ``lua/``)."""
         script = self._scripts[name]
-        self._pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self._pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         reply: Reply[T] = Reply(decode)
         self._entries.append((reply, script, list(keys), list(args)))
         return reply
@@ -134,15 +140,12 @@ class Batch:
             return
         replies = self._pipe.execute(raise_on_error=False)
         missing = [i for i, raw in enumerate(replies) if isinstance(raw, redis.exceptions.NoScriptError)]
-        if missing:  # load those scripts and run their calls again, in one more round trip
+        if missing:  # run those calls again with the script's text, in one more round trip
             retry = self._client.pipeline(transaction=False)
-            scripts = {self._entries[i][1].sha: self._entries[i][1] for i in missing}
-            for script in scripts.values():
-                retry.script_load(script.script)
             for i in missing:
                 _, script, keys, args = self._entries[i]
-                retry.evalsha(script.sha, len(keys), *keys, *args)
-            for i, raw in zip(missing, retry.execute(raise_on_error=False)[len(scripts):], strict=True):
+                retry.execute_command("EVAL", script.script, len(keys), *keys, *args)
+            for i, raw in zip(missing, retry.execute(raise_on_error=False), strict=True):
                 replies[i] = raw
         for (reply, _, _, _), raw in zip(self._entries, replies, strict=True):
             reply._raw, reply._set = raw, True

@@ -154,9 +154,13 @@ def test_run_takes_its_defaults_from_the_environment_and_its_options_win(monkeyp
                         "DALT_REDIS_PORT": "6499"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DALT_QUEUE_REDIS_URL", raising=False)
     assert dalt(["run", "--rq-workers", "4"]) == 0
     assert seen == {"host": "127.0.0.1", "port": 9111, "http_workers": 3, "rq_workers": 4, "redis_url": None,
-                    "redis_port": 6499}
+                    "redis_port": 6499, "queue_redis_url": None}
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:7000/0")
     assert dalt(["run"]) == 0
     assert seen["redis_url"] == "redis://127.0.0.1:7000/0"
+    monkeypatch.setenv("DALT_QUEUE_REDIS_URL", "redis://127.0.0.1:7001/0")
+    assert dalt(["run"]) == 0
+    assert seen["queue_redis_url"] == "redis://127.0.0.1:7001/0"
