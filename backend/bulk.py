@@ -402,7 +402,7 @@ def queue_graph_update(store: Store, config: Config, pid: int, out: TextIO) -> b
     """Queue the graph update that adds this run's tasks to the neighbour graph (or builds it)."""
     from backend.queueing import enqueue_graph_update
 
-    queued = enqueue_graph_update(store, config, pid)
+    queued = bool(enqueue_graph_update(store, config, pid))
     print("queued a neighbour graph update" if queued else "a neighbour graph update is already queued", file=out)
     return queued
 

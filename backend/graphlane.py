@@ -142,6 +142,9 @@ def spread_project(store: Store, config: Config, pid: int) -> LaneResult:
         "sweeps": result.sweeps, "warm": start is not None, "seconds": round(time.perf_counter() - t0, 3)})
     result.status, result.snapshot = "spread", int(snap["snapshot"])
     result.published = train_project(store, config, pid).as_dict()
+    newest = store.versions(pid)[:1]
+    if newest and newest[0].get("snapshot") == result.snapshot:
+        store.drop_snapshots_before(pid, result.snapshot)  # the served head names the new one: one copy at rest
     result.seconds = time.perf_counter() - t0
     log.info("project %s: spread snapshot %d (%d tasks, %d labels, %d sweeps, %.2fs) -> %s", pid, result.snapshot,
              result.tasks, int(hit.sum()), result.sweeps, result.seconds, result.published.get("status"))

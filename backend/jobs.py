@@ -59,8 +59,21 @@ def train_project_job(pid: int) -> dict:
     if result.spread_behind and result.status == "published":
         from backend.queueing import enqueue_spreading
 
-        out["spread_queued"] = enqueue_spreading(store, config, pid)
+        out["spread_queued"] = bool(enqueue_spreading(store, config, pid))
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB: what a job's work horse cost at most."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
 
 
 def update_graph_job(pid: int) -> dict:
@@ -74,7 +87,8 @@ def update_graph_job(pid: int) -> dict:
         result = update_graph(store, config, pid)
     out = result.as_dict()
     if result.status in ("built", "added") and store.label_count(pid) > 0:
-        out["spread_queued"] = enqueue_spreading(store, config, pid)
+        out["spread_queued"] = bool(enqueue_spreading(store, config, pid))
+    out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
@@ -88,7 +102,7 @@ def spread_project_job(pid: int) -> dict:
         return {"project": pid, "status": "skipped", "reason": "unknown project"}
     with _held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
         store.clear_spread_pending(pid)  # FIRST (after the lock): labels arriving from now on queue one more
-        return spread_project(store, config, pid).as_dict()
+        return dict(spread_project(store, config, pid).as_dict(), peak_rss_mb=peak_rss_mb())
 
 
 @contextmanager
@@ -128,7 +142,7 @@ def encode_tasks_job(pid: int, tasks: list[dict]) -> dict:
     vectors = encode_missing(store, config, pid, tasks)
     out = {"project": pid, "tasks": len(tasks), "encoded": len(vectors)}
     if vectors:  # the new tasks join the neighbour graph in the background
-        out["graph_queued"] = enqueue_graph_update(store, config, pid)
+        out["graph_queued"] = bool(enqueue_graph_update(store, config, pid))
     return out
 
 

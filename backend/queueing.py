@@ -94,19 +94,18 @@ def enqueue_training(store: Store, queue: Queue, pid: int, config: Config) -> bo
     return True
 
 
-def _flagged(mark, clear, enqueue) -> bool:
-    """Enqueue only when ``mark()`` set a coalescing flag; a failed enqueue clears it again."""
+def _flagged(mark, clear, enqueue) -> str | None:
+    """Enqueue only when ``mark()`` set a coalescing flag (returns the job id); a failed enqueue clears it."""
     if not mark():
-        return False
+        return None
     try:
-        enqueue()
+        return enqueue().id
     except Exception:
         try:
             clear()
         except Exception:  # noqa: BLE001 - Redis is gone; the TTL frees the flag eventually
             pass
         raise
-    return True
 
 
 def graph_queue(store: Store, config: Config) -> Queue:
@@ -114,8 +113,8 @@ def graph_queue(store: Store, config: Config) -> Queue:
     return Queue(config.graph_queue, connection=store.r)
 
 
-def enqueue_graph_update(store: Store, config: Config, pid: int) -> bool:
-    """Queue a graph update (build, or add newly encoded tasks) unless one is queued; True if enqueued."""
+def enqueue_graph_update(store: Store, config: Config, pid: int) -> str | None:
+    """Queue a graph update (build, or add newly encoded tasks) unless one is queued; the job id, or None."""
     return _flagged(
         lambda: store.mark_graph_pending(pid, ttl=config.train_job_timeout * 2),
         lambda: store.clear_graph_pending(pid),
@@ -125,8 +124,8 @@ def enqueue_graph_update(store: Store, config: Config, pid: int) -> bool:
     )
 
 
-def enqueue_spreading(store: Store, config: Config, pid: int) -> bool:
-    """Queue a graph-lane propagation unless one is queued; True if enqueued."""
+def enqueue_spreading(store: Store, config: Config, pid: int) -> str | None:
+    """Queue a graph-lane propagation unless one is queued; the job id, or None."""
     return _flagged(
         lambda: store.mark_spread_pending(pid, ttl=config.train_job_timeout * 2),
         lambda: store.clear_spread_pending(pid),

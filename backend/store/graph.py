@@ -6,8 +6,10 @@ cost what they hold, so the graph, the embedding and one snapshot stay under ~15
 
 Snapshots: the graph lane writes every task's spread distribution ONCE per propagation run (a new
 snapshot id); the heads that the fast lane publishes after every label only name the snapshot they use.
-The newest two snapshots are kept (the one served and the one being adopted); a head naming an older,
-deleted one serves its logistic regression alone.
+While a new snapshot is being adopted two exist (the one served and the new one); once a head naming the
+new one is published, the graph lane drops the older (:meth:`GraphParts.drop_snapshots_before`). A head
+that still names a dropped snapshot (a fast-lane run that read the snapshot list just before) serves its
+logistic regression alone until the next graph-lane run, which that run's labels have queued.
 """
 
 from __future__ import annotations
@@ -151,6 +153,13 @@ class GraphParts(StoreBase):
             if old <= snap - KEEP_SNAPSHOTS:
                 self._drop_snapshot(pid, old, old_meta)
         return meta
+
+    def drop_snapshots_before(self, pid: int, snap: int) -> int:
+        """Drop every snapshot older than ``snap`` (once a head naming ``snap`` is served); returns how many."""
+        old = {s: m for s, m in self.snapshots(pid).items() if s < snap}
+        for s, m in old.items():
+            self._drop_snapshot(pid, s, m)
+        return len(old)
 
     def _drop_snapshot(self, pid: int, snap: int, meta: dict) -> None:
         buckets = [int(b) for b in meta.get("buckets", [])]
