@@ -7,8 +7,9 @@ tasks are encoded, so it is built once per encoder version and grown as tasks ar
 * :func:`build_graph`: every task's ``K`` nearest neighbours (itself excluded), with faiss
   (``IndexHNSWFlat(dim, 16)``, efConstruction 40, for large projects; exact ``IndexFlatL2`` below
   :data:`EXACT_BELOW` tasks, where exact is cheap and keeps small projects identical to sklearn's graph).
-* :func:`add_to_graph`: new tasks search every stored vector exactly (brute force, BLAS), and an existing
-  task gains a new one as neighbour where it is closer than its current ``K``-th.
+* :func:`add_to_graph`: new tasks search the stored vectors (brute force while that is cheap, a beam search
+  over the stored graph for large projects), and an existing task gains a new one as neighbour where it is
+  closer than its current ``K``-th.
 * :func:`propagation_matrix` and :func:`spread`: the normalized graph and the iteration of scikit-learn's
   ``LabelSpreading`` (Zhou et al., 2004; knn kernel), warm-started from the previous distributions.
 
@@ -31,6 +32,8 @@ PROPAGATION_NEIGHBORS = 10  # the task itself + 9 others, as sklearn's knn kerne
 HNSW_M = 16
 EF_CONSTRUCTION = 40
 EXACT_BELOW = 20_000
+EXACT_ADD_WORK = 2e8  # existing x new tasks up to which an add searches by brute force (about 1 s here)
+ADD_CANDIDATES = 64  # existing tasks each new task looks at: its neighbours and who may gain it
 ALPHA = 0.9
 SWEEPS = 50
 TOL = 1e-3  # sklearn's: on the summed absolute change per sweep
@@ -117,8 +120,16 @@ def _rows(ids: np.ndarray, pos: np.ndarray, dist: np.ndarray, k: int, pool: np.n
 
 
 def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new: np.ndarray, *, k: int = K,
-                 threads: int = 1) -> tuple[Neighbours, Neighbours]:
-    """Add new tasks to a graph: exact search both ways against every vector.
+                 threads: int = 1, exact_work: float = EXACT_ADD_WORK) -> tuple[Neighbours, Neighbours]:
+    """Add new tasks to a graph.
+
+    Each new task searches the existing vectors for its :data:`ADD_CANDIDATES` nearest: exactly (brute
+    force) while ``existing x new`` is at most ``exact_work`` distance computations, beyond that by a beam
+    search over the stored graph itself (:func:`graph_search`: brute force over a million tasks took 7-15 s
+    on this 2-core machine, the walk well under a second). Those candidates give the new task its ``k``
+    nearest (new tasks among themselves: exact), and an existing candidate gains the new task where it is
+    closer than its current ``k``-th (a task whose 10th neighbour is farther than the new task's 64th
+    candidate is the rare miss).
 
     Args:
         old: the stored rows of the existing tasks (``X_old`` holds their standardized vectors, same order).
@@ -126,7 +137,7 @@ def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new:
 
     Returns:
         ``(new rows, changed rows)``: the new tasks' rows, and the rows of existing tasks that gained a
-        new task as neighbour (closer than their ``k``-th).
+        new task as neighbour.
     """
     import faiss
 
@@ -134,37 +145,111 @@ def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new:
     new_ids = np.asarray(new_ids, np.int64)
     X_new = np.ascontiguousarray(X_new, np.float32)
     X_old = np.ascontiguousarray(X_old, np.float32)
-    m = len(new_ids)
+    m, n = len(new_ids), len(X_old)
     if m == 0:
-        return Neighbours(new_ids, np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)), _empty(k)
+        return _empty(k), _empty(k)
     pool_ids = np.concatenate([old.ids, new_ids])
-    # new tasks: their k nearest among old + new (themselves excluded)
     kk = min(k + 1, len(pool_ids))
-    D_old, nn_old = (faiss.knn(X_new, X_old, min(kk, len(X_old))) if len(X_old)
-                    else (np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)))
+    ks = min(ADD_CANDIDATES, n)
+    if n == 0:
+        D_old, nn_old = np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)
+    elif float(n) * m <= exact_work:
+        D_old, nn_old = faiss.knn(X_new, X_old, ks)
+    else:
+        D_old, nn_old = graph_search(X_new, X_old, positions(old), ks)
     D_new, nn_new = faiss.knn(X_new, X_new, min(kk, m))
     D = np.hstack([D_old, D_new])
-    nn = np.hstack([nn_old, nn_new + len(X_old)])
+    nn = np.hstack([nn_old, nn_new + n])
     order = np.argsort(D, axis=1, kind="stable")[:, :kk]
-    D, nn = np.take_along_axis(D, order, 1), np.take_along_axis(nn, order, 1)
-    pos, dist = _drop_self(nn, D, len(X_old) + np.arange(m), kk - 1)
+    pos, dist = _drop_self(np.take_along_axis(nn, order, 1), np.take_along_axis(D, order, 1), n + np.arange(m),
+                           kk - 1)
     new_rows = _rows(new_ids, pos, dist, k, pool_ids)
-    if len(old) == 0:
+    if n == 0:
         return new_rows, _empty(k)
-    # existing tasks: the nearest new tasks, merged where closer than the current k-th
-    kn = min(k, m)
-    Dn, In = faiss.knn(X_old, X_new, kn)
-    kth = old.dist[:, -1]
-    gains = (Dn < kth[:, None]).any(axis=1)
-    if not gains.any():
+    # existing candidates gain a new task where it is closer than their k-th neighbour
+    o = nn_old.reshape(-1)
+    j = np.repeat(np.arange(m), nn_old.shape[1])
+    d = D_old.reshape(-1)
+    gain = (o >= 0) & (d < old.dist[np.clip(o, 0, None), -1])
+    if not gain.any():
         return new_rows, _empty(k)
-    rows = np.nonzero(gains)[0]
-    cand_nbr = np.hstack([old.nbr[rows], new_ids[In[rows]]])
-    cand_d = np.hstack([old.dist[rows], Dn[rows]])
+    o, j, d = o[gain], j[gain], d[gain]
+    srt = np.lexsort((d, o))
+    o, j, d = o[srt], j[srt], d[srt]
+    rows, first = np.unique(o, return_index=True)
+    rank = np.arange(len(o)) - np.repeat(first, np.diff(np.r_[first, len(o)]))
+    keep = rank < k
+    at = np.searchsorted(rows, o[keep])
+    add_nbr = np.full((len(rows), k), -1, np.int64)
+    add_d = np.full((len(rows), k), np.inf, np.float32)
+    add_nbr[at, rank[keep]] = new_ids[j[keep]]
+    add_d[at, rank[keep]] = d[keep]
+    cand_nbr = np.hstack([old.nbr[rows], add_nbr])
+    cand_d = np.hstack([old.dist[rows], add_d])
     order = np.argsort(cand_d, axis=1, kind="stable")[:, :k]
     changed = Neighbours(old.ids[rows], np.take_along_axis(cand_nbr, order, 1),
                          np.take_along_axis(cand_d, order, 1).astype(np.float32))
     return new_rows, changed
+
+
+def positions(rows: Neighbours) -> np.ndarray:
+    """Neighbour task ids -> row positions (``rows.ids`` ascending); -1 for none or a task not in ``rows``."""
+    n = len(rows.ids)
+    at = np.clip(np.searchsorted(rows.ids, rows.nbr), 0, max(n - 1, 0))
+    ok = (rows.nbr >= 0) & (rows.ids[at] == rows.nbr) if n else np.zeros_like(rows.nbr, bool)
+    return np.where(ok, at, -1)
+
+
+def graph_search(Xq: np.ndarray, X: np.ndarray, nbr_pos: np.ndarray, k: int, *, beam: int = 64,
+                 expand: int = 16, sample: int = 4096, steps: int = 24, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate ``k`` nearest rows of ``X`` for each query by a beam search over the kNN graph.
+
+    Every query starts from the nearest of a random sample of ``sample`` rows; each step expands the
+    ``expand`` nearest beam members not expanded yet (their neighbours, ``nbr_pos``: row positions, -1
+    none) and keeps the ``beam`` nearest of all seen, as graph indexes (HNSW's bottom layer) search; all
+    queries move together in numpy, until no beam member is left to expand.
+
+    Returns:
+        ``(squared distances [q, k], row positions [q, k])``, nearest first.
+    """
+    n, q = len(X), len(Xq)
+    rng = np.random.default_rng(seed)
+    start = rng.choice(n, size=min(n, sample), replace=False)
+    d0 = _sqdist(Xq, X[start])
+    w = min(max(beam, k), len(start))
+    top = np.argpartition(d0, w - 1, axis=1)[:, :w]
+    cand, cd = start[top], np.take_along_axis(d0, top, 1)
+    done = np.zeros(cand.shape, bool)
+    xn = (X * X).sum(1)
+    qn = (Xq * Xq).sum(1)
+    rows = np.arange(q)[:, None]
+    for _ in range(steps):
+        pick_d = np.where(done, np.inf, cd)
+        e = min(expand, w)
+        pick = np.argpartition(pick_d, e - 1, axis=1)[:, :e]
+        live = np.isfinite(np.take_along_axis(pick_d, pick, 1))
+        if not live.any():
+            break
+        done[rows, pick] |= live
+        nb = np.where(live[:, :, None], nbr_pos[np.take_along_axis(cand, pick, 1)], -1).reshape(q, -1)
+        nb = np.where(nb >= 0, nb, cand[:, :1])
+        d = np.maximum(xn[nb] + qn[:, None] - 2 * np.einsum("qcd,qd->qc", X[nb], Xq), 0)
+        allc = np.hstack([cand, nb])
+        alld = np.hstack([cd, d.astype(np.float32)])
+        alldone = np.hstack([done, np.zeros(nb.shape, bool)])
+        srt = np.argsort(allc * 2 + ~alldone, axis=1, kind="stable")  # by id, an expanded copy first
+        allc, alld = np.take_along_axis(allc, srt, 1), np.take_along_axis(alld, srt, 1)
+        alldone = np.take_along_axis(alldone, srt, 1)
+        alld[:, 1:][allc[:, 1:] == allc[:, :-1]] = np.inf  # each row once
+        top = np.argpartition(alld, w - 1, axis=1)[:, :w]
+        cand, cd, done = (np.take_along_axis(a, top, 1) for a in (allc, alld, alldone))
+    order = np.argsort(cd, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(cd, order, 1).astype(np.float32), np.take_along_axis(cand, order, 1)
+
+
+def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return np.maximum((A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2 * A @ B.T, 0).astype(np.float32)
 
 
 def _empty(k: int) -> Neighbours:

@@ -288,3 +288,37 @@ def scale_json(section: Section) -> dict:
     keys = ("graph_build_s", "add_1000_s", "freshness_median_s", "freshness_p95_s", "graph_head_lag_s",
             "predict_10000_s", "redis_bytes_per_task", "worker_rss_mb")
     return {n: {k: r[k] for k in keys} for n, r in section.data.get("sizes", {}).items()}
+
+
+def plot_scale(report: dict, path: str | Path) -> None:
+    """Freshness and memory against project size, the rebuild-per-fit baseline beside them (a PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = report["results"]["scale"]
+    sizes = sorted(int(n) for n in data["sizes"])
+    base = sorted(int(n) for n in data["baseline"])
+    at = lambda n, k: data["sizes"][str(n)][k]  # noqa: E731 - a local shorthand
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(sizes, [at(n, "freshness_median_s") for n in sizes], "o-", label="label -> /predict, fast lane (median)")
+    left.plot(sizes, [at(n, "graph_head_lag_s") for n in sizes], "s-", label="label -> graph-based head (median)")
+    left.plot(base, [data["baseline"][str(n)]["fit_s"] for n in base], "x--", color="grey",
+              label="baseline: rebuild-per-fit head, one fit")
+    left.set(xscale="log", yscale="log", xlabel="tasks in the project", ylabel="seconds", title="Freshness")
+    right.plot(sizes, [at(n, "redis_bytes_per_task") * (n + 1000) / 1e6 for n in sizes], "o-",
+               label="Redis, all keys of the project")
+    right.plot(sizes, [at(n, "head_blob_bytes") / 1e6 for n in sizes], "s-", label="head per version")
+    right.plot(sizes, [at(n, "worker_rss_mb") for n in sizes], "^-", label="gunicorn worker peak RSS")
+    right.plot(base, [data["baseline"][str(n)]["head_blob_bytes"] / 1e6 for n in base], "x--", color="grey",
+               label="baseline: head per version")
+    right.set(xscale="log", yscale="log", xlabel="tasks in the project", ylabel="MB", title="Memory")
+    for ax in (left, right):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"dalt bench --scale, {report['machine']['cores']} cores, load "
+                 f"{report['machine']['load_avg_1m_at_start']:.1f} at the start", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

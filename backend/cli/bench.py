@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--scale", metavar="SIZES", help="run the scale sweep alone at these project sizes "
                    "(comma-separated task counts, e.g. 100000,1000000; 20000 is a quick smoke size)")
+    p.add_argument("--plot", metavar="PNG", help="with --scale: plot freshness and memory against project size; "
+                   "alone: re-plot from the --json report given")
     sub = p.add_subparsers(dest="bench_what", metavar="{encoder}", title="one benchmark with its own options")
     e = sub.add_parser(
         "encoder",
@@ -51,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
         return run_encoder(args)
     from backend.bench.runner import check_names, default_names, goals, run, table, write_json
 
+    if args.plot and not args.scale:
+        from backend.bench.scale import plot_scale
+
+        if not args.json:
+            raise SystemExit("--plot without --scale re-plots an existing report: give it with --json")
+        plot_scale(json.loads(Path(args.json).read_text()), args.plot)
+        return 0
     sizes = None
     if args.scale:
         try:
@@ -67,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     print(goals(result.sections))
     if args.json:
         write_json(result, args.json)
+    if args.plot and sizes and not result.errors:
+        from backend.bench.runner import results_json
+        from backend.bench.scale import plot_scale
+
+        plot_scale(results_json(result), args.plot)
     print(f"\n{result.summary_line()}")
     return 1 if result.errors else 0
 

@@ -95,3 +95,18 @@ def test_warm_start_converges_to_the_same_fixed_point_and_deleted_neighbours_dro
 def test_tiny_projects(n: int) -> None:
     rows = graph.build_graph(np.arange(n), _clustered(n))
     assert rows.nbr.shape == (n, graph.K) and (rows.nbr[:, 1:] == -1).all()
+
+
+def test_adding_to_a_large_graph_by_beam_search_nearly_matches_a_rebuild() -> None:
+    X = _clustered(6000, dim=16, clusters=20)
+    ids = np.arange(6000)
+    old = graph.build_graph(ids[:5000], X[:5000])
+    new_rows, changed = graph.add_to_graph(old, X[:5000], ids[5000:], X[5000:], exact_work=0)  # force the walk
+    full = graph.build_graph(ids, X)
+    truth = {int(t): set(r) for t, r in zip(full.ids, full.nbr, strict=True)}
+    recall = np.mean([len(set(r) & truth[int(t)]) / graph.K for t, r in zip(new_rows.ids, new_rows.nbr, strict=True)])
+    assert recall > 0.95, recall
+    merged = {int(t): set(r) for t, r in zip(old.ids, old.nbr, strict=True)}
+    merged.update({int(t): set(r) for t, r in zip(changed.ids, changed.nbr, strict=True)})
+    old_recall = np.mean([len(merged[int(t)] & truth[int(t)]) / graph.K for t in ids[:5000].tolist()])
+    assert old_recall > 0.98, old_recall
