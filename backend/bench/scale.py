@@ -322,3 +322,40 @@ def plot_scale(report: dict, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def sweep_table(report: dict) -> str:
+    """The size sweep as one Markdown table (a column per project size), for docs/scale.md."""
+    data = report["results"]["scale"]
+    sizes = sorted(int(n) for n in data["sizes"])
+    rows = [
+        ("graph build, graph job (s)", "graph_build_s", "{:.1f}"),
+        ("bare faiss HNSW build + k=10 self-search, same vectors (s)", "bare_faiss_hnsw_s", "{:.1f}"),
+        ("add 1,000 tasks, graph job (s)", "add_1000_s", "{:.2f}"),
+        ("label -> /predict, fast lane, median at 10,000 labels (s)", "freshness_median_s", "{:.2f}"),
+        ("label -> /predict, fast lane, p95 at 10,000 labels (s)", "freshness_p95_s", "{:.2f}"),
+        ("label -> graph-based head served, median at 10,000 labels (s)", "graph_head_lag_s", "{:.1f}"),
+        ("/predict of 100 tasks (s)", "predict_100_s", "{:.3f}"),
+        ("/predict of 10,000 tasks (s)", "predict_10000_s", "{:.2f}"),
+        ("Redis bytes per task, every key of the project", "redis_bytes_per_task", "{:.0f}"),
+        ("head per version (bytes)", "head_blob_bytes", "{:,}"),
+        ("gunicorn worker peak RSS (MB)", "worker_rss_mb", "{:.0f}"),
+        ("RQ work horse peak RSS (MB)", "rq_horse_rss_mb", "{:.0f}"),
+    ]
+    lines = ["| measure | " + " | ".join(f"{n:,} tasks" for n in sizes) + " |",
+             "|---|" + "---|" * len(sizes)]
+    for name, key, fmt in rows:
+        lines.append(f"| {name} | " + " | ".join(fmt.format(data["sizes"][str(n)][key]) for n in sizes) + " |")
+    for labels in ("1000", "10000"):
+        for name, key in (("fast lane median", "freshness_median_s"), ("graph-based head median", "graph_head_lag_s")):
+            cells = [data["sizes"][str(n)].get(labels, {}).get(key) for n in sizes]
+            lines.append(f"| label -> served, {name} at {int(labels):,} labels (s) | "
+                         + " | ".join("" if c is None else f"{c:.2f}" for c in cells) + " |")
+    base = sorted(int(n) for n in data["baseline"])
+    lines += ["", "| baseline: rebuild-per-fit head (`spreading-rebuild`), 1,000 labels | "
+              + " | ".join(f"{n:,} tasks" for n in base) + " |", "|---|" + "---|" * len(base),
+              "| one fit = the least a label waits (s) | "
+              + " | ".join(f"{data['baseline'][str(n)]['fit_s']:.2f}" for n in base) + " |",
+              "| head per version (bytes) | "
+              + " | ".join(f"{data['baseline'][str(n)]['head_blob_bytes']:,}" for n in base) + " |"]
+    return "\n".join(lines)
