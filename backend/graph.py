@@ -66,7 +66,29 @@ class Standardizer:
         return cls(X.mean(axis=0).astype(np.float32), np.where(scale > 1e-12, scale, 1.0).astype(np.float32))
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray((np.asarray(X, np.float32) - self.mean) / self.scale, dtype=np.float32)
+        Z = np.asarray(X, np.float32) - self.mean  # one new array, then in place (a million rows: 128 MB)
+        Z /= self.scale
+        return np.ascontiguousarray(Z)
+
+
+def index_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Position of each of ``wanted`` in ``ids`` (ascending, distinct), -1 where absent or negative.
+
+    Task ids are dense in practice, so a lookup table (4 bytes per id up to the largest) replaces a binary
+    search: for the 10 million neighbour ids of a million-task graph, 0.1 s instead of 1.6 s here.
+    """
+    ids = np.asarray(ids, np.int64)
+    wanted = np.asarray(wanted, np.int64)
+    if len(ids) == 0:
+        return np.full(wanted.shape, -1, np.int64)
+    top = int(ids[-1])
+    if top < 8 * len(ids) + 1_000_000:
+        table = np.full(top + 1, -1, np.int32)
+        table[ids] = np.arange(len(ids), dtype=np.int32)
+        ok = (wanted >= 0) & (wanted <= top)
+        return np.where(ok, table[np.clip(wanted, 0, top)], -1).astype(np.int64)
+    at = np.clip(np.searchsorted(ids, wanted), 0, len(ids) - 1)
+    return np.where((wanted >= 0) & (ids[at] == wanted), at, -1)
 
 
 def _drop_self(positions: np.ndarray, dists: np.ndarray, own: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +142,8 @@ def _rows(ids: np.ndarray, pos: np.ndarray, dist: np.ndarray, k: int, pool: np.n
 
 
 def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new: np.ndarray, *, k: int = K,
-                 threads: int = 1, exact_work: float = EXACT_ADD_WORK) -> tuple[Neighbours, Neighbours]:
+                 threads: int = 1, exact_work: float = EXACT_ADD_WORK, transform: Standardizer | None = None
+                 ) -> tuple[Neighbours, Neighbours]:
     """Add new tasks to a graph.
 
     Each new task searches the existing vectors for its :data:`ADD_CANDIDATES` nearest: exactly (brute
@@ -132,8 +155,10 @@ def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new:
     candidate is the rare miss).
 
     Args:
-        old: the stored rows of the existing tasks (``X_old`` holds their standardized vectors, same order).
-        new_ids, X_new: the new tasks and their standardized vectors.
+        old: the stored rows of the existing tasks (``X_old`` holds their vectors, same order).
+        new_ids, X_new: the new tasks and their vectors.
+        transform: the graph's standardizer, applied here (to the existing vectors only where they are
+            visited); None: the vectors are standardized already.
 
     Returns:
         ``(new rows, changed rows)``: the new tasks' rows, and the rows of existing tasks that gained a
@@ -143,8 +168,7 @@ def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new:
 
     faiss.omp_set_num_threads(max(1, threads))
     new_ids = np.asarray(new_ids, np.int64)
-    X_new = np.ascontiguousarray(X_new, np.float32)
-    X_old = np.ascontiguousarray(X_old, np.float32)
+    X_new = np.ascontiguousarray(X_new if transform is None else transform(X_new), np.float32)
     m, n = len(new_ids), len(X_old)
     if m == 0:
         return _empty(k), _empty(k)
@@ -154,9 +178,10 @@ def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new:
     if n == 0:
         D_old, nn_old = np.zeros((m, 0), np.float32), np.zeros((m, 0), np.int64)
     elif float(n) * m <= exact_work:
-        D_old, nn_old = faiss.knn(X_new, X_old, ks)
+        D_old, nn_old = faiss.knn(X_new, np.ascontiguousarray(X_old if transform is None else transform(X_old),
+                                                               np.float32), ks)
     else:
-        D_old, nn_old = graph_search(X_new, X_old, positions(old), ks)
+        D_old, nn_old = graph_search(X_new, X_old, positions(old), ks, transform=transform)
     D_new, nn_new = faiss.knn(X_new, X_new, min(kk, m))
     D = np.hstack([D_old, D_new])
     nn = np.hstack([nn_old, nn_new + n])
@@ -194,15 +219,12 @@ def add_to_graph(old: Neighbours, X_old: np.ndarray, new_ids: np.ndarray, X_new:
 
 def positions(rows: Neighbours) -> np.ndarray:
     """Neighbour task ids -> row positions (``rows.ids`` ascending); -1 for none or a task not in ``rows``."""
-    n = len(rows.ids)
-    at = np.clip(np.searchsorted(rows.ids, rows.nbr), 0, max(n - 1, 0))
-    ok = (rows.nbr >= 0) & (rows.ids[at] == rows.nbr) if n else np.zeros_like(rows.nbr, bool)
-    return np.where(ok, at, -1)
+    return index_of(rows.ids, rows.nbr)
 
 
 def graph_search(Xq: np.ndarray, X: np.ndarray, nbr_pos: np.ndarray, k: int, *, beam: int = 64,
-                 expand: int = 16, sample: int = 4096, steps: int = 24, seed: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 expand: int = 16, sample: int = 4096, steps: int = 24, seed: int = 0,
+                 transform: Standardizer | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Approximate ``k`` nearest rows of ``X`` for each query by a beam search over the kNN graph.
 
     Every query starts from the nearest of a random sample of ``sample`` rows; each step expands the
@@ -210,19 +232,22 @@ def graph_search(Xq: np.ndarray, X: np.ndarray, nbr_pos: np.ndarray, k: int, *, 
     none) and keeps the ``beam`` nearest of all seen, as graph indexes (HNSW's bottom layer) search; all
     queries move together in numpy, until no beam member is left to expand.
 
+    Args:
+        transform: applied to the rows of ``X`` as they are visited (so a million raw vectors need not be
+            standardized up front); ``Xq`` is already transformed.
+
     Returns:
         ``(squared distances [q, k], row positions [q, k])``, nearest first.
     """
     n, q = len(X), len(Xq)
+    rows_of = (lambda idx: X[idx]) if transform is None else (lambda idx: transform(X[idx]))
     rng = np.random.default_rng(seed)
     start = rng.choice(n, size=min(n, sample), replace=False)
-    d0 = _sqdist(Xq, X[start])
+    d0 = _sqdist(Xq, rows_of(start))
     w = min(max(beam, k), len(start))
     top = np.argpartition(d0, w - 1, axis=1)[:, :w]
     cand, cd = start[top], np.take_along_axis(d0, top, 1)
     done = np.zeros(cand.shape, bool)
-    xn = (X * X).sum(1)
-    qn = (Xq * Xq).sum(1)
     rows = np.arange(q)[:, None]
     for _ in range(steps):
         pick_d = np.where(done, np.inf, cd)
@@ -234,7 +259,7 @@ def graph_search(Xq: np.ndarray, X: np.ndarray, nbr_pos: np.ndarray, k: int, *, 
         done[rows, pick] |= live
         nb = np.where(live[:, :, None], nbr_pos[np.take_along_axis(cand, pick, 1)], -1).reshape(q, -1)
         nb = np.where(nb >= 0, nb, cand[:, :1])
-        d = np.maximum(xn[nb] + qn[:, None] - 2 * np.einsum("qcd,qd->qc", X[nb], Xq), 0)
+        d = ((rows_of(nb) - Xq[:, None, :]) ** 2).sum(-1)
         allc = np.hstack([cand, nb])
         alld = np.hstack([cd, d.astype(np.float32)])
         alldone = np.hstack([done, np.zeros(nb.shape, bool)])
@@ -266,10 +291,8 @@ def propagation_matrix(graph: Neighbours, neighbors: int = PROPAGATION_NEIGHBORS
     ids = graph.ids
     n = len(ids)
     order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    nbr = graph.nbr
-    at = np.clip(np.searchsorted(sorted_ids, nbr), 0, max(n - 1, 0))
-    live = (nbr >= 0) & (sorted_ids[at] == nbr) if n else np.zeros_like(nbr, bool)
+    at = index_of(ids[order], graph.nbr)
+    live = at >= 0
     keep = live & (np.cumsum(live, axis=1) <= neighbors - 1)
     rows = np.concatenate([np.arange(n), np.nonzero(keep)[0]])
     cols = np.concatenate([np.arange(n), order[at[keep]]])

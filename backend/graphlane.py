@@ -77,16 +77,19 @@ def update_graph(store: Store, config: Config, pid: int) -> LaneResult:
         else:
             std = graph.Standardizer(np.asarray(meta["mean"], np.float32), np.asarray(meta["scale"], np.float32))
             old = store.read_graph(pid, encoder.version, int(meta.get("k", graph.K)))
-            keep = np.isin(old.ids, ids)  # rows whose embedding went (forgotten) take no part
+            keep = graph.index_of(ids, old.ids) >= 0  # rows whose embedding went (forgotten) take no part
             old = graph.Neighbours(old.ids[keep], old.nbr[keep], old.dist[keep])
-            in_graph = np.isin(ids, old.ids)
+            in_graph = graph.index_of(old.ids, ids) >= 0
             if in_graph.all():
                 result.status = "unchanged"
                 result.seconds = time.perf_counter() - t0
                 return result
-            # all_embeddings and read_graph both list task ids ascending, so X[in_graph] lines up with old
-            new_rows, changed = graph.add_to_graph(old, std(X[in_graph]), ids[~in_graph], std(X[~in_graph]),
-                                                   k=old.nbr.shape[1], threads=threads)
+            # all_embeddings and read_graph both list task ids ascending, so X[in_graph] lines up with old;
+            # new tasks usually have the highest ids: then the existing vectors are a view, not a copy
+            n_old = int(in_graph.sum())
+            X_old = X[:n_old] if in_graph[:n_old].all() else X[in_graph]
+            new_rows, changed = graph.add_to_graph(old, X_old, ids[~in_graph], X[~in_graph], k=old.nbr.shape[1],
+                                                   threads=threads, transform=std)
             meta = dict(meta, tasks=len(ids), added_at=time.time())
             store.put_graph_rows(pid, encoder.version, new_rows)
             store.put_graph_rows(pid, encoder.version, changed, meta)
@@ -119,8 +122,8 @@ def spread_project(store: Store, config: Config, pid: int) -> LaneResult:
     seen = set(labels.values())
     order = [c for c in classes if c in seen] or sorted(seen)  # the regression's classes (backend.heads.logreg)
     lab_ids = np.fromiter(labels.keys(), np.int64, len(labels))
-    pos = np.searchsorted(rows.ids, lab_ids)
-    hit = (pos < len(rows.ids)) & (rows.ids[np.minimum(pos, len(rows.ids) - 1)] == lab_ids)
+    pos = graph.index_of(rows.ids, lab_ids)  # read_graph lists task ids ascending
+    hit = pos >= 0
     if not hit.any():
         result.reason = "no labeled task is in the graph yet"
         return result
@@ -131,9 +134,8 @@ def spread_project(store: Store, config: Config, pid: int) -> LaneResult:
     if previous is not None and list(previous.get("classes", [])) == order:
         prev_ids, prev_rows = store.all_snapshot_rows(pid, previous)
         start = np.zeros((len(rows), len(order)), np.float32)
-        at = np.searchsorted(rows.ids, prev_ids)
-        ok = (at < len(rows.ids)) & (rows.ids[np.minimum(at, len(rows.ids) - 1)] == prev_ids)
-        start[at[ok]] = prev_rows[ok]
+        at = graph.index_of(rows.ids, prev_ids)
+        start[at[at >= 0]] = prev_rows[at >= 0]
     with threadpool_limits(max(1, config.graph_threads)):
         S = graph.propagation_matrix(rows)
         dist, result.sweeps = graph.spread(S, pos[hit], targets, len(order), start=start, sweeps=config.spread_sweeps)
