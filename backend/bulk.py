@@ -12,7 +12,9 @@ touch small vectors only. :func:`encode_project` does that for a whole project:
    already written,
 4. after a new encoder, queues a retraining of the project's head (its old head was trained on the old
    encoder's vectors); embeddings of older encoders are dropped by a later run once a head trained on
-   the current encoder is being served.
+   the current encoder is being served;
+5. queues a graph update (``backend.graphlane``: the neighbour graph is built, or grows by the tasks
+   encoded in this run, in an RQ job on the graph queue, never on the training path).
 
 ``dalt encode`` is the command::
 
@@ -340,6 +342,8 @@ def encode_project(
     if summary.version and not summary.interrupted and head_is_stale(store, pid, summary.version):
         # Also after a rerun that finished an interrupted retrain: the head must move to this encoder.
         summary.head_training_queued = queue_head_training(store, config, pid, out)
+    if summary.version and not summary.interrupted and summary.encoded:
+        queue_graph_update(store, config, pid, out)
     return summary
 
 
@@ -392,6 +396,15 @@ def head_is_stale(store: Store, pid: int, version: str) -> bool:
         return True
     metas = {m.get("version"): m for m in store.versions(pid)}
     return metas.get(served, {}).get("encoder_version") != version
+
+
+def queue_graph_update(store: Store, config: Config, pid: int, out: TextIO) -> bool:
+    """Queue the graph update that adds this run's tasks to the neighbour graph (or builds it)."""
+    from backend.queueing import enqueue_graph_update
+
+    queued = bool(enqueue_graph_update(store, config, pid))
+    print("queued a neighbour graph update" if queued else "a neighbour graph update is already queued", file=out)
+    return queued
 
 
 def queue_head_training(store: Store, config: Config, pid: int, out: TextIO) -> bool:

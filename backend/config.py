@@ -76,6 +76,9 @@ class Config(_FromEnv):
     webhook_secret: str = field(default="", repr=False)
     log_level: str = "INFO"
     queue_name: str = "dalt"
+    # The graph lane's queue (graph updates, label propagation): its own worker, so a long propagation never
+    # delays the fast lane's training runs.
+    graph_queue: str = "dalt-graph"
     # Training
     train_job_timeout: int = 600
     train_retries: int = 3
@@ -88,6 +91,10 @@ class Config(_FromEnv):
     calibration_folds: int = 5
     calibration_growth: float = 0.1  # refit the map when human labels grew by this fraction (0: every version)
     train_on_bulk: bool = False
+    # The graph lane (backend.graphlane): BLAS/faiss threads of its jobs, and the most label-spreading sweeps
+    # per propagation (warm-started from the previous snapshot, so runs add up to convergence).
+    graph_threads: int = 1
+    spread_sweeps: int = 30
     # Encoder objective for bulk encoding (dalt encode): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
     encoder_objective: str = "contrastive"
@@ -130,6 +137,9 @@ class Config(_FromEnv):
         "webhook_secret": "DALT_WEBHOOK_SECRET",
         "log_level": "LOG_LEVEL",
         "queue_name": "DALT_QUEUE",
+        "graph_queue": "DALT_GRAPH_QUEUE",
+        "graph_threads": "DALT_GRAPH_THREADS",
+        "spread_sweeps": "DALT_SPREAD_SWEEPS",
         "train_job_timeout": "DALT_TRAIN_JOB_TIMEOUT",
         "train_retries": "DALT_TRAIN_RETRIES",
         "keep_versions": "DALT_KEEP_VERSIONS",

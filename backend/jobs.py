@@ -56,7 +56,54 @@ def train_project_job(pid: int) -> dict:
         store.incr_stat(pid, "train_runs")
         store.incr_stat(pid, "train_seconds", float(time.perf_counter() - t0))
         store.incr_stat(pid, f"train_{result.status}")
-    return dict(result.as_dict(), locked=lock_times)
+    out = dict(result.as_dict(), locked=lock_times)
+    if result.spread_behind and result.status == "published":
+        from backend.queueing import enqueue_spreading
+
+        out["spread_queued"] = bool(enqueue_spreading(store, config, pid))
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MB: what a job's work horse cost at most."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def update_graph_job(pid: int) -> dict:
+    """Build or grow the project's neighbour graph (after encoding); then queue a propagation if it has labels."""
+    from backend.graphlane import update_graph
+    from backend.queueing import enqueue_spreading
+
+    store, config = _context()
+    with _held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
+        store.clear_graph_pending(pid)  # FIRST (after the lock): tasks encoded from now on queue one more
+        result = update_graph(store, config, pid)
+    out = result.as_dict()
+    if result.status in ("built", "added") and store.label_count(pid) > 0:
+        out["spread_queued"] = bool(enqueue_spreading(store, config, pid))
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def spread_project_job(pid: int) -> dict:
+    """The graph lane: propagate the labels over the stored graph, write a snapshot, publish a head naming it."""
+    from backend.graphlane import spread_project
+
+    store, config = _context()
+    if not store.project(pid).get("label_config"):
+        store.clear_spread_pending(pid)
+        return {"project": pid, "status": "skipped", "reason": "unknown project"}
+    with _held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
+        store.clear_spread_pending(pid)  # FIRST (after the lock): labels arriving from now on queue one more
+        return dict(spread_project(store, config, pid).as_dict(), peak_rss_mb=peak_rss_mb())
 
 
 @contextmanager
@@ -90,10 +137,14 @@ def _held(lock: Lock) -> Iterator[list[float]]:
 def encode_tasks_job(pid: int, tasks: list[dict]) -> dict:
     """Encode tasks that Label Studio just created, so their first prediction is a cache hit."""
     from backend.encoding import encode_missing
+    from backend.queueing import enqueue_graph_update
 
     store, config = _context()
     vectors = encode_missing(store, config, pid, tasks)
-    return {"project": pid, "tasks": len(tasks), "encoded": len(vectors)}
+    out = {"project": pid, "tasks": len(tasks), "encoded": len(vectors)}
+    if vectors:  # the new tasks join the neighbour graph in the background
+        out["graph_queued"] = bool(enqueue_graph_update(store, config, pid))
+    return out
 
 
 def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:

@@ -1,5 +1,9 @@
 """The /predict path: cached embeddings -> head (cached in-process by version) -> pre-annotations.
 
+The default head holds no per-task data: the requested tasks' rows of the spread snapshot it names are read
+from Redis in the same round trip as their embeddings (``backend.heads.snapshot``), so a cached head costs
+kilobytes whatever the project's size.
+
 Label Studio swallows a failed /predict without retrying, so every task of a batch gets an answer: a
 task that cannot be predicted gets an empty result rather than failing its neighbours.
 """
@@ -13,7 +17,7 @@ import numpy as np
 
 from backend.cache import ByteLRU
 from backend.calibration import bin_of, calibrate
-from backend.heads import Head, load_head
+from backend.heads import Head, SnapshotSpreadingHead, load_head
 from backend.labelconfig import ClassificationConfig
 from backend.store import Store
 
@@ -42,12 +46,14 @@ class HeadCache:
         """What the cached heads cost now."""
         return self._heads.total_bytes
 
-    def encoder_hint(self, pid: int) -> tuple[str, int] | None:
-        """(encoder version, dim) of the head last served for ``pid``: what the next request will likely need."""
+    def encoder_hint(self, pid: int) -> tuple[str, int, int, int] | None:
+        """(encoder version, dim, snapshot id, snapshot classes) of the head last served for ``pid``: what the
+        next request will likely need to read."""
         return self._hints.get(pid)
 
-    def set_encoder_hint(self, pid: int, encoder_version: str, dim: int) -> None:
-        self._hints.put(pid, (encoder_version, dim))
+    def set_encoder_hint(self, pid: int, encoder_version: str, dim: int, snapshot: int = 0, classes: int = 0
+                         ) -> None:
+        self._hints.put(pid, (encoder_version, dim, snapshot, classes))
 
     def get(self, store: Store, pid: int, version: str) -> tuple[Head, dict] | None:
         key = (pid, version)
@@ -58,6 +64,19 @@ class HeadCache:
         if record is None:
             return None
         return self._heads.put(key, (load_head(record.blob), record.meta))
+
+
+def snapshot_of(head: Head) -> tuple[int, int]:
+    """(spread snapshot id, its classes) whose rows ``head`` averages in; (0, 0) for heads without one."""
+    if isinstance(head, SnapshotSpreadingHead) and head.snapshot:
+        return head.snapshot, head.snapshot_classes
+    return 0, 0
+
+
+def spread_for(store: Store, pid: int, head: Head, task_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The snapshot rows ``head`` needs for ``task_ids`` (one round trip), or None when it uses none."""
+    snap, classes = snapshot_of(head)
+    return store.snapshot_rows(pid, snap, task_ids, classes) if snap else None
 
 
 def _task_id(task: object) -> int | None:
@@ -90,9 +109,10 @@ def predict_tasks(
     valid = [i for i, t in enumerate(ids) if t is not None]
     valid_ids = [ids[i] for i in valid]
     hint = heads.encoder_hint(pid)
-    vecs = ok = None
-    if hint is not None and valid:  # the usual case: version check and embeddings in one round trip
-        version, vecs, ok = store.current_version_and_embeddings(pid, hint[0], valid_ids, hint[1])
+    vecs = ok = spread = None
+    if hint is not None and valid:  # the usual case: version check, embeddings, snapshot rows in one round trip
+        version, vecs, ok, spread = store.current_version_and_embeddings(
+            pid, hint[0], valid_ids, hint[1], snapshot=hint[2:] if hint[2] else None)
     else:
         version = store.current_version(pid)
     entry = heads.get(store, pid, version) if version else None
@@ -103,12 +123,20 @@ def predict_tasks(
     dim = int(meta.get("dim") or 0)
     X = np.zeros((len(tasks), dim), np.float32)
     found = np.zeros(len(tasks), bool)
+    snap, snap_classes = snapshot_of(head)
+    spread_rows = np.zeros((len(tasks), snap_classes), np.float32)
+    spread_found = np.zeros(len(tasks), bool)
     if valid and enc_version and dim:
-        if hint != (enc_version, dim):  # first request, or the new head uses another encoder
-            heads.set_encoder_hint(pid, enc_version, dim)
+        if hint is None or hint[:2] != (enc_version, dim):  # first request, or the new head uses another encoder
             vecs, ok = store.get_embeddings(pid, enc_version, valid_ids, dim)
+        if snap and (hint is None or hint != (enc_version, dim, snap, snap_classes)):  # a new snapshot
+            spread = store.snapshot_rows(pid, snap, valid_ids, snap_classes)
+        if hint != (enc_version, dim, snap, snap_classes):
+            heads.set_encoder_hint(pid, enc_version, dim, snap, snap_classes)
         X[valid] = vecs
         found[valid] = ok
+        if snap and spread is not None:
+            spread_rows[valid], spread_found[valid] = spread
     missing = [i for i in valid if not found[i]]
     if missing and encode_missing is not None:
         current = store.current_encoder(pid)
@@ -127,7 +155,8 @@ def predict_tasks(
     results = [empty_prediction(version) for _ in tasks]
     rows = np.nonzero(found)[0]
     if len(rows):
-        labels, scores = head.predict(X[rows], np.array([ids[i] for i in rows], np.int64))
+        labels, scores = head.predict(X[rows], np.array([ids[i] for i in rows], np.int64),
+                                      (spread_rows[rows], spread_found[rows]) if snap else None)
         scores = calibrate(meta, scores)
         served = {}
         for row, label, score in zip(rows, labels, scores, strict=True):

@@ -23,6 +23,7 @@ from backend.calibration import bin_of, calibrate
 from backend.heads import load_head
 from backend.labelconfig import ClassificationConfig
 from backend.labelstudio import LabelStudioAccess, import_predictions, prediction_versions
+from backend.predict import spread_for
 from backend.projects import Projects
 from backend.store import Store
 
@@ -54,7 +55,8 @@ def current_predictions(store: Store, pid: int) -> CurrentPredictions:
     done = store.labels(pid)
     keep = ~np.isin(ids, np.fromiter(done.keys(), np.int64, len(done)))
     ids, X = ids[keep], X[keep]
-    labels, raw = head.predict(X, ids) if len(ids) else ([], np.zeros(0))
+    spread = spread_for(store, pid, head, ids) if len(ids) else None  # the graph lane's rows, as /predict reads
+    labels, raw = head.predict(X, ids, spread) if len(ids) else ([], np.zeros(0))
     scores = calibrate(meta, raw)
     out = {int(t): (str(lab), round(float(s), 4)) for t, lab, s in zip(ids, labels, scores, strict=True)}
     return CurrentPredictions(version, meta, out, int((~keep).sum()))

@@ -451,7 +451,7 @@ def exposure_note(host: str, port: int, env: Mapping[str, str]) -> str:
 
 def run_backend(host: str = "127.0.0.1", port: int = 9090, http_workers: int = 2, rq_workers: int = 1, *,
                 redis_url: str | None = None, redis_port: int = 6390, var_dir: Path = ROOT / "var",
-                queue: str = "dalt", queue_redis_url: str | None = None) -> int:
+                queue: str = "dalt", queue_redis_url: str | None = None, graph_queue: str = "dalt-graph") -> int:
     """Run DALT in the foreground until Ctrl-C or SIGTERM: its own Redis unless ``redis_url``, gunicorn, workers.
 
     The private Redis keeps AOF data in ``var_dir/redis`` on ``redis_port`` (6390 by default, so it never
@@ -484,6 +484,8 @@ def run_backend(host: str = "127.0.0.1", port: int = 9090, http_workers: int = 2
         for i in range(rq_workers):
             # a killed job is retried, a dead scheduler restarted, within ~2 min
             processes.append(start_worker(env, queue, args=["--maintenance-interval", "30"], name=f"rq-worker-{i}"))
+        # the graph lane on its own worker: a long propagation never delays a training run
+        processes.append(start_worker(env, graph_queue, args=["--maintenance-interval", "30"], name="rq-graph-worker"))
     except (RuntimeError, TimeoutError, ValueError) as exc:
         print(f"DALT: {exc}", file=sys.stderr)
         stop_all(processes)

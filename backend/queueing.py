@@ -20,6 +20,12 @@ Coalescing, per project (the only place these rules are written down):
   before comparing, so webhooks still in flight from concurrent annotators land first (RQ's scheduler,
   needed for ``enqueue_in``, dies with a Redis outage and is restarted only every maintenance interval).
 * Encoding of new tasks (``TASKS_CREATED``) is not coalesced: each event names other tasks.
+* The graph lane (its own queue, ``DALT_GRAPH_QUEUE``, and worker). A graph update (after bulk encoding
+  and after each encoding job) and a propagation (after a fast-lane run whose newest snapshot predates its
+  labels, and after a graph update when the project has labels) are coalesced like training: queued only
+  if they set the project's ``graph_pending`` / ``spread_pending`` flag, which the job clears first thing
+  after taking the project's graph lock (updates and propagations never overlap). So labels arriving
+  during a propagation queue exactly one more, and the graph-based head lags by at most two runs.
 * Purge (``PROJECT_DELETED``): queued only with a configured ``LABEL_STUDIO_URL`` and key, and the job
   deletes nothing unless that Label Studio answers 404 for the project (an unauthenticated webhook must
   not be able to wipe a project).
@@ -111,6 +117,47 @@ def enqueue_training(store: Store, queue: Queue, pid: int, config: Config) -> bo
             pass
         raise
     return True
+
+
+def _flagged(mark, clear, enqueue) -> str | None:
+    """Enqueue only when ``mark()`` set a coalescing flag (returns the job id); a failed enqueue clears it."""
+    if not mark():
+        return None
+    try:
+        return enqueue().id
+    except Exception:
+        try:
+            clear()
+        except Exception:  # noqa: BLE001 - Redis is gone; the TTL frees the flag eventually
+            pass
+        raise
+
+
+def graph_queue(store: Store, config: Config) -> Queue:
+    """The graph lane's queue on the store's connection."""
+    return Queue(config.graph_queue, connection=store.r)
+
+
+def enqueue_graph_update(store: Store, config: Config, pid: int) -> str | None:
+    """Queue a graph update (build, or add newly encoded tasks) unless one is queued; the job id, or None."""
+    return _flagged(
+        lambda: store.mark_graph_pending(pid, ttl=config.train_job_timeout * 2),
+        lambda: store.clear_graph_pending(pid),
+        lambda: graph_queue(store, config).enqueue(
+            "backend.jobs.update_graph_job", pid,
+            **_job_options(config, "graph", pid, f"update the neighbour graph of project {pid}")),
+    )
+
+
+def enqueue_spreading(store: Store, config: Config, pid: int) -> str | None:
+    """Queue a graph-lane propagation unless one is queued; the job id, or None."""
+    return _flagged(
+        lambda: store.mark_spread_pending(pid, ttl=config.train_job_timeout * 2),
+        lambda: store.clear_spread_pending(pid),
+        lambda: graph_queue(store, config).enqueue(
+            "backend.jobs.spread_project_job", pid,
+            **_job_options(config, "spread", pid, f"propagate the labels of project {pid} over its graph")),
+    )
 
 
 def enqueue_encoding(queue: Queue, pid: int, tasks: list[dict], config: Config) -> str:

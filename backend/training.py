@@ -31,6 +31,8 @@ class TrainResult:
     generation: int = 0
     labels: int = 0
     seconds: float = 0.0
+    snapshot: int = 0  # the spread snapshot the head averages in (0: none)
+    spread_behind: bool = False  # the newest snapshot predates these labels: the graph lane should run
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,9 +72,13 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
         result.reason = f"none of the {len(labels)} labeled tasks has an embedding yet"
         return result
     y = [labels[int(t)] for t in task_ids[found]]
-    unlabeled = unlabeled_ids = None
-    if head_kind(config.head).needs_unlabeled:  # e.g. label spreading learns from every embedding
+    kind = head_kind(config.head)
+    unlabeled = unlabeled_ids = snapshot = None
+    if kind.needs_unlabeled:  # the rebuild-per-fit head learns from every embedding (O(project) per fit)
         unlabeled_ids, unlabeled = store.all_embeddings(pid, encoder.version)
+    if kind.uses_snapshot:  # the fast lane: only the newest spread snapshot's metadata, never its rows
+        snapshot = store.latest_snapshot(pid, encoder.version)
+        result.spread_behind = snapshot is None or int(snapshot.get("generation", -1)) < generation
     with threadpool_limits(threads):
         head = fit_head(
             config.head,
@@ -81,6 +87,7 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
             classes or sorted(set(y)),
             unlabeled=unlabeled,
             unlabeled_ids=unlabeled_ids,
+            snapshot=snapshot,
         )
         calibration = version_calibration(store, config, pid, head, encoder.version, X[found], y, task_ids[found],
                                           bulk, unlabeled=unlabeled, unlabeled_ids=unlabeled_ids)
@@ -95,6 +102,9 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
         "train_seconds": round(fit_seconds, 4),
         "calibration": calibration,
     }
+    result.snapshot = int(getattr(head, "snapshot", 0))
+    if result.snapshot:
+        meta["snapshot"] = result.snapshot
     version = store.publish_head(pid, head.to_bytes(), meta, generation)
     result.labels = int(found.sum())
     result.seconds = time.perf_counter() - t0

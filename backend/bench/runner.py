@@ -2,6 +2,7 @@
 measured in the same run (absolute times on a shared machine drift; same-run ratios hold).
 
     dalt bench [--json docs/bench/results.json] [--quick] [--only predict,memory]
+    dalt bench --scale 100000,1000000 [--json docs/bench/scale.json]   (the scale sweep alone)
 
 It starts its own redis-server, gunicorn servers and rq workers on free loopback ports and never touches
 another Redis. ``--quick`` shrinks every size for a smoke test (its numbers mean little).
@@ -32,7 +33,15 @@ BENCHES: dict[str, tuple[str, str]] = {
     "encoding": ("backend.bench.bulk_encoding", "bench_encoding"),
     "memory": ("backend.bench.memory", "bench_memory"),
     "scaleout": ("backend.bench.scaleout", "bench_training_fanout"),
+    "scale": ("backend.bench.scale", "bench_scale"),
 }
+# Run only when named (``--only scale`` or ``--scale SIZES``): minutes to an hour, and its own result file.
+OPT_IN = {"scale"}
+
+
+def default_names() -> list[str]:
+    """The benchmarks a plain ``dalt bench`` runs."""
+    return [n for n in BENCHES if n not in OPT_IN]
 
 
 @dataclass
@@ -103,8 +112,12 @@ def check_names(names: list[str]) -> None:
         raise ValueError(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHES)}")
 
 
-def run(names: list[str], quick: bool, progress: bool) -> BenchRun:
-    """Run the named benchmarks in order; a failing one is reported and the others still run."""
+def run(names: list[str], quick: bool, progress: bool, scale_sizes: list[int] | None = None) -> BenchRun:
+    """Run the named benchmarks in order; a failing one is reported and the others still run.
+
+    Args:
+        scale_sizes: project sizes for the ``scale`` benchmark (default: its own).
+    """
     check_names(names)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.perf_counter()
@@ -115,7 +128,7 @@ def run(names: list[str], quick: bool, progress: bool) -> BenchRun:
         t1 = time.perf_counter()
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
-            sec = fn(quick, progress)
+            sec = fn(quick, progress, scale_sizes) if name == "scale" and scale_sizes else fn(quick, progress)
         except Exception as exc:  # one broken benchmark must not hide the others' numbers
             result.errors[name] = f"{type(exc).__name__}: {exc}"
             print(f"!! {name} failed: {result.errors[name]}", file=sys.stderr, flush=True)
@@ -137,7 +150,17 @@ def results_json(result: BenchRun) -> dict[str, Any]:
         "goals": [g | {"benchmark": s.name} for s in result.sections for g in s.goals],
         "errors": result.errors,
         "table_markdown": table(result.sections),
-    }
+    } | _scale(result)
+
+
+def _scale(result: BenchRun) -> dict[str, Any]:
+    """``{"scale": {"<tasks>": {...}}}`` when the scale benchmark ran."""
+    for sec in result.sections:
+        if sec.name == "scale":
+            from backend.bench.scale import scale_json
+
+            return {"scale": scale_json(sec)}
+    return {}
 
 
 def write_json(result: BenchRun, path: str | os.PathLike[str]) -> None:

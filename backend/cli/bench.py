@@ -15,6 +15,7 @@ another Redis. --quick shrinks every size for a smoke test (its numbers mean lit
 
   dalt bench --json docs/bench/results.json
   dalt bench --quick --only predict,memory
+  dalt bench --scale 100000,1000000 --json docs/bench/scale.json   # projects of 100k and 1M tasks
   dalt bench encoder --json out.json     # the encoder alone: training time, per-image throughput"""
 
 
@@ -25,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test, not a measurement")
     p.add_argument("--only", help=f"comma-separated subset of: {','.join(BENCHES)}")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--scale", metavar="SIZES", help="run the scale sweep alone at these project sizes "
+                   "(comma-separated task counts, e.g. 100000,1000000; 20000 is a quick smoke size)")
+    p.add_argument("--plot", metavar="PNG", help="with --scale: plot freshness and memory against project size; "
+                   "alone: re-plot from the --json report given")
     sub = p.add_subparsers(dest="bench_what", metavar="{encoder}", title="one benchmark with its own options")
     e = sub.add_parser(
         "encoder",
@@ -46,16 +51,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.bench_what == "encoder":
         return run_encoder(args)
-    from backend.bench.runner import BENCHES, check_names, goals, run, table, write_json
+    from backend.bench.runner import check_names, default_names, goals, run, table, write_json
 
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(BENCHES)
+    if args.plot and not args.scale:
+        from backend.bench.scale import plot_scale
+
+        if not args.json:
+            raise SystemExit("--plot without --scale re-plots an existing report: give it with --json")
+        plot_scale(json.loads(Path(args.json).read_text()), args.plot)
+        return 0
+    sizes = None
+    if args.scale:
+        try:
+            sizes = [int(s) for s in args.scale.split(",") if s.strip()]
+        except ValueError:
+            raise SystemExit(f"--scale {args.scale!r}: comma-separated task counts, e.g. 100000,1000000") from None
+        if not sizes or min(sizes) < 1000:
+            raise SystemExit("--scale: sizes of at least 1000 tasks")
+    names = ["scale"] if sizes else [n.strip() for n in args.only.split(",")] if args.only else default_names()
     check_names(names)
-    result = run(names, args.quick, not args.no_progress)
+    result = run(names, args.quick, not args.no_progress, sizes)
     print(table(result.sections))
     print()
     print(goals(result.sections))
     if args.json:
         write_json(result, args.json)
+    if args.plot and sizes and not result.errors:
+        from backend.bench.runner import results_json
+        from backend.bench.scale import plot_scale
+
+        plot_scale(results_json(result), args.plot)
     print(f"\n{result.summary_line()}")
     return 1 if result.errors else 0
 

@@ -23,11 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from backend.config import ProcessConfig
+    from backend.config import Config, ProcessConfig
     from backend.processes import run_backend
 
     given = {"port": args.port, "host": args.host, "http_workers": args.http_workers, "rq_workers": args.rq_workers}
     opts = ProcessConfig.from_env(**{k: v for k, v in given.items() if v is not None})
     return run_backend(host=opts.host, port=opts.port, http_workers=opts.http_workers, rq_workers=opts.rq_workers,
                        redis_url=opts.redis_url or None, redis_port=opts.redis_port,
-                       queue_redis_url=opts.queue_redis_url or None)
+                       queue_redis_url=opts.queue_redis_url or None,
+                       graph_queue=Config.from_env().graph_queue)

@@ -31,11 +31,12 @@ class Head:
         """Probabilities ``[n, len(classes)]``; ``task_ids`` lets transductive heads use what they learned."""
         raise NotImplementedError
 
-    def predict(self, X: np.ndarray, task_ids: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
-        """Top class and its probability for each row."""
+    def predict(self, X: np.ndarray, task_ids: np.ndarray | None = None,
+                spread: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[str], np.ndarray]:
+        """Top class and its probability for each row (``spread``: snapshot rows, for heads that use them)."""
         if len(X) == 0:
             return [], np.zeros(0, np.float32)
-        proba = self.predict_proba(X, task_ids)
+        proba = self.predict_proba(X, task_ids) if spread is None else self.predict_proba(X, task_ids, spread)
         top = proba.argmax(axis=1)
         return [self.classes[i] for i in top], proba[np.arange(len(top)), top]
 

@@ -13,6 +13,7 @@ module          concept (each module's ``*Parts`` class is one base of ``Store``
 ``embeddings``  embeddings by encoder version and task (their byte format: ``codec``)
 ``labels``      the annotation ledger: task labels and the label generation
 ``training``    the training pending flag, the training lock, run counters
+``graph``       the neighbour graph per encoder version, spread snapshots, the graph lane's flags
 ``heads``       published heads, versions, rollback; the publish rule
 ``evaluation``  served suggestions and accepted/corrected outcomes
 ``reconcile``   annotation ids seen, Label Studio's counters, the reconcile flag
@@ -31,6 +32,7 @@ from backend.store.codec import BUCKET
 from backend.store.connection import connect
 from backend.store.embeddings import EmbeddingParts
 from backend.store.evaluation import EvaluationParts
+from backend.store.graph import GraphParts
 from backend.store.heads import HeadParts, HeadRecord
 from backend.store.labels import LabelParts
 from backend.store.lifecycle import Forgotten, LifecycleParts
@@ -39,8 +41,8 @@ from backend.store.reconcile import ReconcileParts
 from backend.store.training import TrainingParts
 
 
-class Store(ProjectParts, EmbeddingParts, LabelParts, TrainingParts, HeadParts, EvaluationParts, ReconcileParts,
-            LifecycleParts, AcceptParts):
+class Store(ProjectParts, EmbeddingParts, GraphParts, LabelParts, TrainingParts, HeadParts, EvaluationParts,
+            ReconcileParts, LifecycleParts, AcceptParts):
     """Typed access to DALT's data in Redis.
 
     Args:

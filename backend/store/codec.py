@@ -149,3 +149,42 @@ def assemble(
                 out[positions[0]] = vec
                 found[positions[0]] = True
     return out, found
+
+
+def pack_buckets(task_ids: np.ndarray, rows: np.ndarray) -> dict[int, bytes]:
+    """Whole bucket strings for fixed-size slots (vectorized; graph rows and spread snapshots).
+
+    Args:
+        task_ids: int64 [n], distinct.
+        rows: uint8 [n, size]: each task's slot bytes, the flag byte (``PRESENT``) first.
+
+    Returns:
+        ``{bucket: bytes}``; a bucket string ends after its highest slot, gaps are zero (absent) slots.
+    """
+    ids = np.asarray(task_ids, np.int64)
+    rows = np.ascontiguousarray(rows, np.uint8)
+    size = rows.shape[1] if rows.ndim == 2 else 0
+    out: dict[int, bytes] = {}
+    if len(ids) == 0:
+        return out
+    order = np.argsort(ids, kind="stable")
+    ids, rows = ids[order], rows[order]
+    buckets = ids // BUCKET
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    for s, e in zip(starts, ends, strict=True):
+        slots = ids[s:e] % BUCKET
+        buf = np.zeros((int(slots[-1]) + 1, size), np.uint8)
+        buf[slots] = rows[s:e]
+        out[int(buckets[s])] = buf.tobytes()
+    return out
+
+
+def unpack_bucket(data: bytes | None, bucket: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The present slots of a bucket string: ``(task ids int64 [n], slot bytes uint8 [n, size])``."""
+    n = len(data) // size if data else 0
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros((0, size), np.uint8)
+    raw = np.frombuffer(data[: n * size], dtype=np.uint8).reshape(n, size)
+    present = raw[:, 0] == PRESENT
+    return bucket * BUCKET + np.flatnonzero(present).astype(np.int64), raw[present]

@@ -74,19 +74,25 @@ class EmbeddingParts(StoreBase):
         return self._alone(self.embeddings_in, pid, version, ids, dim)
 
     def current_version_and_embeddings(
-        self, pid: int, encoder_version: str, task_ids: Iterable[int], dim: int
-    ) -> tuple[str | None, np.ndarray, np.ndarray]:
-        """The served head version and embeddings in ONE round trip (the /predict hot path).
+        self, pid: int, encoder_version: str, task_ids: Iterable[int], dim: int,
+        snapshot: tuple[int, int] | None = None,
+    ) -> tuple[str | None, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The served head version, embeddings and spread snapshot rows in ONE round trip (the /predict path).
 
-        The caller guesses the encoder version from the head it served last; when the current head turns
-        out to use another encoder, it reads again with :meth:`get_embeddings`.
+        The caller guesses the encoder version (and ``snapshot``: ``(id, classes)``) from the head it served
+        last; when the current head turns out to use others, it reads again.
+
+        Returns:
+            ``(version, vectors, found, spread)``; ``spread`` is ``(rows, found)`` or None when not asked.
         """
+        ids = [int(t) for t in task_ids]
         batch = self.batch()
         version = batch.command("get", keys.current(pid), decode=lambda v: v.decode() if v else None)
-        vectors = self.embeddings_in(batch, pid, encoder_version, task_ids, dim)
+        vectors = self.embeddings_in(batch, pid, encoder_version, ids, dim)
+        rows = self.snapshot_rows_in(batch, pid, snapshot[0], ids, snapshot[1]) if snapshot else None  # type: ignore[attr-defined]
         batch.execute()
         X, found = vectors.value
-        return version.value, X, found
+        return version.value, X, found, (rows.value if rows is not None else None)
 
     def all_embeddings(self, pid: int, version: str) -> tuple[np.ndarray, np.ndarray]:
         """Every cached embedding of an encoder version: ``(task_ids int64 [n], vectors float32 [n, dim])``.

@@ -7,7 +7,8 @@ The publish rule (enforced atomically by ``lua/publish_head.lua``): a head train
    replaced is never published: its embeddings are gone), and
 2. the served head is older: trained at a generation below ``g``, or at ``g`` itself but with another
    encoder or another head kind (a retrained encoder or a changed ``DALT_HEAD`` must reach ``/predict``
-   even when no label changed).
+   even when no label changed), or with the same ones but an older spread snapshot (meta ``snapshot``:
+   the graph lane's new snapshot must reach ``/predict`` even when no label changed since).
 
 Otherwise nothing changes and the caller learns the head was stale. So a slow run that started before
 newer labels arrived can never replace the head those labels produced, whatever order runs finish in.

@@ -26,6 +26,21 @@ key                            type    what it holds (who writes it)
                                        encoder ``<ver>``: 256 slots of ``1 + 2*dim`` bytes, a flag byte
                                        (1 = present) then float16 little-endian values (``codec``)
 ``P:emb:<ver>:buckets``        set     bucket numbers that exist for encoder ``<ver>``
+``P:knn:<ver>:<bucket>``       string  the neighbour graph of encoder ``<ver>`` (``backend.graph``): 256 slots
+                                       of ``1 + 6*K`` bytes (K = 10): a flag byte, K neighbour task ids
+                                       (int32 LE, -1: none), K squared distances (float16), nearest first
+``P:knn:<ver>:buckets``        set     graph bucket numbers that exist for encoder ``<ver>``
+``P:knn:<ver>:meta``           string  JSON: ``k``, the standardizer (``mean``, ``scale``), ``tasks``,
+                                       build and last-add times
+``P:spread:<snap>:<bucket>``   string  spread snapshot ``<snap>``: every graph task's label-spreading
+                                       distribution, slots like embeddings (flag byte, then one float16
+                                       per class); written once per snapshot, not per head version
+``P:spreads``                  hash    snapshot id -> JSON meta (encoder version, classes, label
+                                       generation, labels, buckets, sweeps); the newest two are kept
+``P:spread:seq``               string  the last snapshot id handed out
+``P:graph_pending``            string  set while a graph update job is queued (coalescing flag, TTL)
+``P:spread_pending``           string  set while a graph-lane (propagation) job is queued (flag, TTL)
+``P:graph_lock``               string  held by the running graph update or propagation (redis-py lock)
 ``P:labels``                   hash    task id -> the label the head trains on (latest annotation wins)
 ``P:ann``                      hash    annotation id -> task id (deletes arrive with annotation ids only)
 ``P:task_anns``                hash    task id -> JSON ``[[annotation id, label], ...]``, oldest first
@@ -106,6 +121,43 @@ def embedding_bucket(pid: int, version: str, bucket: int) -> str:
 
 def embedding_buckets(pid: int, version: str) -> str:
     return _k(pid, "emb", version, "buckets")
+
+
+# ---- the neighbour graph and spread snapshots (backend.graph, backend.graphlane) -----------------
+def graph_bucket(pid: int, version: str, bucket: int) -> str:
+    return _k(pid, "knn", version, int(bucket))
+
+
+def graph_buckets(pid: int, version: str) -> str:
+    return _k(pid, "knn", version, "buckets")
+
+
+def graph_meta(pid: int, version: str) -> str:
+    return _k(pid, "knn", version, "meta")
+
+
+def spread_bucket(pid: int, snapshot: int, bucket: int) -> str:
+    return _k(pid, "spread", int(snapshot), int(bucket))
+
+
+def spreads(pid: int) -> str:
+    return _k(pid, "spreads")
+
+
+def spread_seq(pid: int) -> str:
+    return _k(pid, "spread", "seq")
+
+
+def graph_pending(pid: int) -> str:
+    return _k(pid, "graph_pending")
+
+
+def spread_pending(pid: int) -> str:
+    return _k(pid, "spread_pending")
+
+
+def graph_lock(pid: int) -> str:
+    return _k(pid, "graph_lock")
 
 
 # ---- labels (the annotation ledger) --------------------------------------------------------------

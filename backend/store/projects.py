@@ -175,8 +175,9 @@ class ProjectParts(StoreBase):
         return sorted(v.decode() for v in self.r.hkeys(keys.encoder_meta(pid)))
 
     def drop_encoder(self, pid: int, version: str) -> None:
-        """Delete an encoder version and all embeddings made with it (``EmbeddingParts.drop_embeddings``)."""
+        """Delete an encoder version, all embeddings made with it and its neighbour graph."""
         self.drop_embeddings(pid, version)  # type: ignore[attr-defined]
+        self.drop_graph(pid, version)  # type: ignore[attr-defined]
         pipe = self.r.pipeline(transaction=False)
         pipe.delete(keys.encoder_blob(pid, version))
         pipe.hdel(keys.encoder_meta(pid), version)

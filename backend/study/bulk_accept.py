@@ -19,6 +19,7 @@ from backend.accept import evidence_for
 from backend.calibration import METHODS, Evidence, calibrate, pick_threshold, pick_threshold_expected
 from backend.config import Config
 from backend.heads import Head, fit_head
+from backend.predict import spread_for
 from backend.store import Store
 from backend.training import train_project
 
@@ -29,9 +30,12 @@ DEFAULT = METHODS[0]  # the method `dalt accept` uses by default
 
 
 def checkpoint(store: Store, pid: int, head: Head, meta: dict[str, Any], X: np.ndarray, ids: np.ndarray,
-               truth: np.ndarray) -> dict[str, Any]:
-    """Bulk accept on the remaining tasks (``X``, ``ids``, ``truth``) with the current version."""
-    pred, raw = head.predict(X, ids)
+               truth: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """Bulk accept on the remaining tasks (``X``, ``ids``, ``truth``) with the current version.
+
+    ``spread``: the snapshot rows of ``ids`` for heads that use the graph lane's snapshot (as /predict reads them).
+    """
+    pred, raw = head.predict(X, ids, spread)
     scores = calibrate(meta, raw).astype(float)
     right = np.asarray(pred) == truth
     ev = evidence_for(store, pid, meta)
@@ -92,10 +96,11 @@ def at_checkpoint(store: Store, pid: int, config: Config, n: int, head: Head, me
     if n not in BULK_CHECKPOINTS or n >= len(order):
         return None
     rest, done = order[n:], order[:n]
-    out = checkpoint(store, pid, head, meta, stored[rest], task_ids[rest], labels[rest])
+    spread = spread_for(store, pid, head, task_ids[rest])
+    out = checkpoint(store, pid, head, meta, stored[rest], task_ids[rest], labels[rest], spread)
     if n == SELF_TRAINING_AT:
         t = out["targets"][f"{BULK_TARGETS[0]:g}"]["threshold"]
-        pred, raw = head.predict(stored[rest], task_ids[rest])
+        pred, raw = head.predict(stored[rest], task_ids[rest], spread)
         accepted = calibrate(meta, raw) >= t if t is not None else np.zeros(len(rest), bool)
         out["self_training"] = self_training(config.head, stored[done], [str(v) for v in labels[done]], classes,
                                              stored[rest], task_ids[rest], labels[rest], accepted, pred,

@@ -2,7 +2,9 @@
 
 Predictions come from ``backend.predict.predict_tasks`` (the /predict path), labels are recorded as the
 webhook records them, and heads are fit by ``backend.training.train_project`` (the RQ job's code), all
-on a real Redis.
+on a real Redis. For heads that use the graph lane, the neighbour graph is built once after the embeddings
+are stored and the propagation (``backend.graphlane.spread_project``) runs right after each retraining:
+the study measures the graph-based head as it is once the background lane has caught up.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from tqdm.auto import tqdm
 
 from backend.config import Config
 from backend.evaluation import evaluation_summary, record_outcome
-from backend.predict import HeadCache, predict_tasks
+from backend.graphlane import spread_project, update_graph
+from backend.heads import HEADS
+from backend.predict import HeadCache, predict_tasks, spread_for
 from backend.projects import Projects
 from backend.store import Store
 from backend.study.bulk_accept import at_checkpoint
 from backend.study.datasets import Dataset
 from backend.study.features import Features
 from backend.study.options import CHECKPOINTS, METHODS, TARGETS, StudyOptions
-from backend.training import train_project
+from backend.training import TrainResult, train_project
 
 
 def label_config(classes: list[str]) -> str:
@@ -54,6 +58,9 @@ def replay(store: Store, pid: int, method: str, feats: Features, ds: Dataset, or
     # What the head sees are the stored (float16) vectors, exactly as in production.
     stored, _ = store.get_embeddings(pid, enc_version, task_ids, feats.vectors.shape[1])
     config = Config(redis_url="unused://", head=head_kind)
+    lanes = HEADS[head_kind].uses_snapshot
+    if lanes:
+        update_graph(store, config, pid)
     heads = HeadCache()
     accepted = np.zeros(len(order), bool)
     curve: dict[int, float] = {}
@@ -77,13 +84,16 @@ def replay(store: Store, pid: int, method: str, feats: Features, ds: Dataset, or
         if should_train(n, last, opts.eager, opts.growth) or n == len(order):
             tf = time.perf_counter()
             res = train_project(store, config, pid, threads=1)
+            if lanes and res.status == "published":
+                lane = spread_project(store, config, pid).published
+                res = TrainResult(**lane) if lane.get("status") == "published" else res
             fit_seconds += time.perf_counter() - tf
             fits += 1
             last = n
             rest = order[n:]
             if res.status == "published" and len(rest):
                 head, meta = heads.get(store, pid, res.version)
-                pred, _ = head.predict(stored[rest], task_ids[rest])
+                pred, _ = head.predict(stored[rest], task_ids[rest], spread_for(store, pid, head, task_ids[rest]))
                 curve[n] = float(np.mean(np.array(pred) == ds.labels[rest]))
                 if (b := at_checkpoint(store, pid, config, n, head, meta, stored, task_ids, order,
                                        np.asarray(ds.labels).astype(str), list(classes))) is not None:

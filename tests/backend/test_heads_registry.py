@@ -15,9 +15,10 @@ from tests.conftest import CLASSES, clustered_embeddings
 
 
 def test_the_registry_names_every_head_with_its_capabilities():
-    assert {name: kind.needs_unlabeled for name, kind in HEADS.items()} == {"logreg": False, "spreading": True}
+    assert {name: (kind.needs_unlabeled, kind.uses_snapshot) for name, kind in HEADS.items()} == {
+        "logreg": (False, False), "spreading": (False, True), "spreading-rebuild": (True, False)}
     assert all(kind.name == name and HEAD_CLASSES[kind.cls.kind] is kind.cls for name, kind in HEADS.items())
-    with pytest.raises(ValueError, match="known: logreg, spreading"):
+    with pytest.raises(ValueError, match="known: logreg, spreading, spreading-rebuild"):
         head_kind("linear")
 
 

@@ -21,7 +21,7 @@ def hash_tag(key: str) -> str:
 
 def project_keys(pid: int) -> dict[str, str]:
     """Every key function of ``keys`` called for ``pid`` (versions and buckets filled in)."""
-    fill = {"version": "enc-1", "bucket": 3}
+    fill = {"version": "enc-1", "bucket": 3, "snapshot": 2}
     out = {}
     for name, fn in inspect.getmembers(keys, inspect.isfunction):
         params = list(inspect.signature(fn).parameters)
@@ -64,4 +64,5 @@ def test_the_layout_table_lists_every_key():
     assert f"``{keys.PROJECTS}``" in doc
     for name, key in project_keys(7).items():
         suffix = key.removeprefix("dalt:{p7}:").replace("enc-1", "<ver>").replace(":3", ":<bucket>")
+        suffix = suffix.replace("spread:2:", "spread:<snap>:")
         assert f"``P:{suffix}``" in doc, (name, suffix)

@@ -82,7 +82,7 @@ def test_bad_input_is_one_line_and_exit_status_1(capsys: pytest.CaptureFixture[s
     assert dalt(["bench", "--only", "predict,nope"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["dalt bench: error: unknown benchmark(s): nope; known: "
-                   "predict, webhook, freshness, training, encoding, memory, scaleout"]
+                   "predict, webhook, freshness, training, encoding, memory, scaleout, scale"]
     assert dalt(["study"]) == 1
     assert capsys.readouterr().err.strip() == "dalt study: error: --dataset is required (or --merge)"
 
@@ -157,7 +157,8 @@ def test_run_takes_its_defaults_from_the_environment_and_its_options_win(monkeyp
     monkeypatch.delenv("DALT_QUEUE_REDIS_URL", raising=False)
     assert dalt(["run", "--rq-workers", "4"]) == 0
     assert seen == {"host": "127.0.0.1", "port": 9111, "http_workers": 3, "rq_workers": 4, "redis_url": None,
-                    "redis_port": 6499, "queue_redis_url": None}
+                    "redis_port": 6499, "queue_redis_url": None,
+                    "graph_queue": "dalt-graph"}
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:7000/0")
     assert dalt(["run"]) == 0
     assert seen["redis_url"] == "redis://127.0.0.1:7000/0"

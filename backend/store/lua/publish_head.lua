@@ -15,7 +15,8 @@ if cur then
     local c = cjson.decode(cur_meta)
     local g = tonumber(c['generation'] or -1)
     if g > gen then return false end
-    if g == gen and c['encoder_version'] == enc and c['head'] == meta['head'] then return false end
+    if g == gen and c['encoder_version'] == enc and c['head'] == meta['head']
+       and tonumber(c['snapshot'] or 0) >= tonumber(meta['snapshot'] or 0) then return false end
   end
 end
 local n = redis.call('INCR', vseq)
