@@ -26,6 +26,9 @@ import numpy as np
 
 from backend.heads import Head, fit_head
 
+# Reads the graph lane's snapshot rows (values, found) of some task ids.
+SpreadOf = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
 # Lower edges of the score bins of the evidence and the reliability table (last bin: [0.999, 1]).
 BIN_EDGES: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
 MIN_LABELS = 20  # fewer labels: scores served raw (too few held-out points to fit a map)
@@ -169,15 +172,20 @@ def _folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.nd
 
 
 def out_of_fold(fit: Callable[..., Head], X: np.ndarray, y: Sequence[str], classes: Sequence[str],
-                task_ids: np.ndarray, folds: int = 5, seed: int = 0,
+                task_ids: np.ndarray, folds: int = 5, seed: int = 0, spread_of: SpreadOf | None = None,
                 **fit_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The head's top-class probability and whether it was right, for every label, fit without its fold."""
+    """The head's top-class probability and whether it was right, for every label, fit without its fold.
+
+    ``spread_of(ids)``: the graph lane's snapshot rows of ``ids`` for heads that average them in, so the held-out
+    scores are the ones /predict would serve (the snapshot itself was spread from every label, held-out ones
+    included: the study measures what that does to the realised precision).
+    """
     yy = np.asarray(y)
     conf = np.zeros(len(yy), np.float64)
     right = np.zeros(len(yy), bool)
     for train, held in _folds(yy, folds, seed):
         head = fit(X[train], list(yy[train]), classes, **fit_kwargs)
-        pred, p = head.predict(X[held], task_ids[held])
+        pred, p = head.predict(X[held], task_ids[held], spread_of(task_ids[held]) if spread_of else None)
         conf[held] = p
         right[held] = np.asarray(pred) == yy[held]
     return conf, right
@@ -268,6 +276,15 @@ def reusable(previous: Sequence[dict[str, Any]], labels: int, head: str, encoder
     return None
 
 
+def _snapshot_rows(store: Any, pid: int, head: Head) -> SpreadOf | None:
+    """Reader of the snapshot rows ``head`` averages in (None for heads without a snapshot)."""
+    snap = int(getattr(head, "snapshot", 0) or 0)
+    if not snap:
+        return None
+    classes = int(head.snapshot_classes)
+    return lambda ids: store.snapshot_rows(pid, snap, ids, classes)
+
+
 def version_calibration(store: Any, config: Any, pid: int, head: Head, encoder_version: str, X: np.ndarray,
                         y: Sequence[str], task_ids: np.ndarray, bulk: set[int], **fit_kwargs: Any) -> dict | None:
     """The calibration a new version of ``pid`` carries (training's one call): the previous version's when
@@ -283,4 +300,5 @@ def version_calibration(store: Any, config: Any, pid: int, head: Head, encoder_v
     return reusable(store.versions(pid), int(human.sum()), head.kind, encoder_version,
                     config.calibration_growth) or fit_calibration(
         lambda *a, **kw: fit_head(config.head, *a, **kw), X[human], [v for v, h in zip(y, human, strict=True) if h],
-        head.classes, task_ids[human], folds=config.calibration_folds, **fit_kwargs)
+        head.classes, task_ids[human], folds=config.calibration_folds, spread_of=_snapshot_rows(store, pid, head),
+        **fit_kwargs)

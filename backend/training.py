@@ -90,7 +90,8 @@ def train_project(store: Store, config: Config, pid: int, *, threads: int = 1) -
             snapshot=snapshot,
         )
         calibration = version_calibration(store, config, pid, head, encoder.version, X[found], y, task_ids[found],
-                                          bulk, unlabeled=unlabeled, unlabeled_ids=unlabeled_ids)
+                                          bulk, unlabeled=unlabeled, unlabeled_ids=unlabeled_ids,
+                                          snapshot=snapshot)
     fit_seconds = time.perf_counter() - t0
     meta = {
         "head": head.kind,
