@@ -112,7 +112,7 @@ def _command(service: dict, key: str = "command") -> list[str]:
 
 
 def test_services_present(config: dict) -> None:
-    assert set(config["services"]) == {"redis", "label-studio", "backend", "worker", "encode"}
+    assert set(config["services"]) == {"redis", "label-studio", "backend", "worker", "graph-worker", "encode"}
 
 
 def test_label_studio_can_reach_a_backend_on_the_compose_network(config: dict) -> None:
@@ -178,6 +178,16 @@ def test_worker_and_encoder_share_the_backend_image_and_settings(config: dict) -
     assert _command(encode, "entrypoint") == ["dalt", "encode"]
     assert _command(encode) == ["--project", "1"]
     assert encode["restart"] == "no"
+
+
+def test_graph_lane_has_its_own_worker_on_the_graph_queue(config: dict) -> None:
+    """Without a worker on the graph queue, labels still publish but the graph-based head never refreshes."""
+    services = config["services"]
+    worker, graph = services["worker"], services["graph-worker"]
+    assert graph["image"] == worker["image"] and _env(graph) == _env(worker)
+    cmd = _command(graph)
+    assert cmd[:2] == ["rq", "worker"] and cmd[-1] == _env(graph)["DALT_GRAPH_QUEUE"] == "dalt-graph"
+    assert cmd[cmd.index("--url") + 1] == _env(graph)["REDIS_URL"]
 
 
 def test_named_volumes_are_declared(config: dict) -> None:
