@@ -31,11 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, help="write PNG plots into this folder")
     p.add_argument("--methods", help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)")
     p.add_argument("--default-method", default=DEFAULT_METHOD, help="method whose numbers are the JSON's top level")
-    p.add_argument("--quick", action="store_true", help="small and fast: 400 tasks, 3 epochs, fewer methods")
+    p.add_argument("--quick", action="store_true", help="small and fast: 400 tasks, 3-epoch encoders, fewer methods")
     p.add_argument("--limit", type=int, help="use only the first N tasks of the shuffled dataset")
     p.add_argument("--seed", type=int, default=0, help="task order, encoder weights, k-means (default 0)")
-    p.add_argument("--epochs", type=int, default=30, help="encoder epochs (early stopping; default 30)")
-    p.add_argument("--patience", type=int, default=3, help="encoder early-stopping patience (default 3)")
+    p.add_argument("--steps", type=int, help="most encoder training steps (default: DALT_ENCODER_STEPS' default)")
+    p.add_argument("--min-steps", type=int, help="early stopping never ends encoder training before this many steps")
+    p.add_argument("--max-seconds", type=float, help="wall-clock cap on each encoder's training")
+    p.add_argument("--patience", type=int, help="encoder evaluations (every 50 steps) without improvement")
+    p.add_argument("--epochs", type=int, help="also stop encoder training after this many passes (quick runs)")
     p.add_argument("--latent-dim", type=int, default=32, help="embedding size (default 32, as the paper)")
     p.add_argument("--image-size", type=int, default=28, help="image side for a folder dataset (default 28)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for encoder training (default 2)")
@@ -56,8 +59,9 @@ def options(args: argparse.Namespace) -> StudyOptions:
         raise ValueError("--dataset is required (or --merge)")
     return StudyOptions(
         dataset=args.dataset, methods=tuple(args.methods.split(",")) if args.methods else None,
-        default_method=args.default_method, quick=args.quick, limit=args.limit, seed=args.seed, epochs=args.epochs,
-        patience=args.patience, latent_dim=args.latent_dim, image_size=args.image_size, threads=args.threads,
+        default_method=args.default_method, quick=args.quick, limit=args.limit, seed=args.seed, steps=args.steps,
+        min_steps=args.min_steps, max_seconds=args.max_seconds, patience=args.patience, epochs=args.epochs,
+        latent_dim=args.latent_dim, image_size=args.image_size, threads=args.threads,
         eager=args.eager, growth=args.growth, clusters=args.clusters, block=args.block, redis_url=args.redis_url,
         progress=not args.no_progress,
     )

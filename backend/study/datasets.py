@@ -48,7 +48,7 @@ def load_folder(root: Path, image_size: int) -> Dataset:
     Raises:
         ValueError: no ``labels.csv``, or fewer than 10 labeled files.
     """
-    from encoder.decode import DecodeError, choose_channels, decode_image
+    from encoder.decode import DecodeError, channel_sample, choose_channels, decode_image
 
     table = root / "labels.csv"
     if not table.is_file():
@@ -58,7 +58,7 @@ def load_folder(root: Path, image_size: int) -> Dataset:
     if len(rows) < 10:
         raise ValueError(f"{table}: needs at least 10 labeled files, found {len(rows)}")
     blobs = [(root / f).read_bytes() for f, _ in rows]
-    channels = choose_channels(blobs[:64])
+    channels = choose_channels([blobs[i] for i in channel_sample(len(blobs))])
     images, labels, bad = [], [], 0
     for blob, (_, label) in zip(blobs, rows, strict=True):
         try:

@@ -46,12 +46,15 @@ def _compute_features(kind: str, ds: Dataset, opts: StudyOptions, t0: float) -> 
         ds.images,
         objective=kind,
         latent_dim=opts.latent_dim,
-        epochs=opts.epochs,
+        steps=opts.steps,
+        min_steps=opts.min_steps,
+        max_seconds=opts.max_seconds,
         patience=opts.patience,
+        epochs=opts.epochs,
         seed=opts.seed,
         progress=opts.progress,
         threads=opts.threads,
     )
     vec = art.encode(ds.images)
-    info = {k: art.info.get(k) for k in ("epochs_run", "best_epoch", "train_seconds")}
+    info = {k: art.info.get(k) for k in ("steps_run", "epochs_run", "best_step", "stopped", "train_seconds", "device")}
     return Features(kind, vec, time.perf_counter() - t0, info)

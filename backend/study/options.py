@@ -29,7 +29,7 @@ class StudyOptions:
     """One study run; the defaults are those of the published study (``make study``).
 
     ``methods=None`` means every method (or :data:`QUICK_METHODS` with ``quick``); ``quick`` shrinks the
-    run (400 tasks, 3 epochs, blocks of 100, eager 50, growth at least 10%) when :meth:`resolved` applies it.
+    run (400 tasks, 3-epoch encoders, blocks of 100, eager 50, growth at least 10%) when :meth:`resolved` applies it.
     """
 
     dataset: str
@@ -38,8 +38,11 @@ class StudyOptions:
     quick: bool = False
     limit: int | None = None  # only the first N tasks of the shuffled dataset
     seed: int = 0  # task order, encoder weights, k-means
-    epochs: int = 30  # encoder epochs (early stopping)
-    patience: int = 3
+    steps: int | None = None  # encoder budget (None: encoder.settings.TrainBudget's defaults)
+    min_steps: int | None = None
+    max_seconds: float | None = None
+    patience: int | None = None  # evaluations (every 50 steps) without improvement, after min_steps
+    epochs: int | None = None  # extra cap in passes over the images (quick runs)
     latent_dim: int = 32
     image_size: int = 28  # image side for a folder dataset
     threads: int = 2  # torch threads for encoder training
@@ -60,6 +63,6 @@ class StudyOptions:
         methods = self.methods or (QUICK_METHODS if self.quick else tuple(METHODS))
         if not self.quick:
             return replace(self, methods=tuple(methods))
-        return replace(self, methods=tuple(methods), limit=self.limit or 400, epochs=min(self.epochs, 3),
+        return replace(self, methods=tuple(methods), limit=self.limit or 400, epochs=min(self.epochs or 3, 3),
                        block=min(self.block, 100), eager=min(self.eager, 50), growth=max(self.growth, 0.1))
 

@@ -58,6 +58,8 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
             if kind not in features:
                 features[kind] = make_features(kind, ds, opts)
                 report["feature_seconds"][kind] = round(features[kind].seconds, 2)
+                if features[kind].info:
+                    report.setdefault("encoders", {})[kind] = features[kind].info
                 print(f"features {kind}: {features[kind].vectors.shape[1]} dims in {features[kind].seconds:.1f}s",
                       file=out)
             feats = features[kind]
