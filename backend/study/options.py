@@ -18,6 +18,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
 DEFAULT_METHOD = "contrastive+spread"  # what DALT's defaults (DALT_HEAD, encoder objective) amount to
 QUICK_METHODS = ("raw+lr", "ae+lr", "contrastive+lr", "contrastive+spread", "contrastive+spread+coldstart")
 TARGETS = (0.90, 0.95, 0.97)
+ORDERS = ("random", "sorted")
 # Label counts at which a head is always trained, so every method has a rest accuracy at these points.
 CHECKPOINTS = frozenset((10, 20, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 1500,
                          2000, 3000, 4000))
@@ -40,11 +41,13 @@ class StudyOptions:
     seed: int = 0  # task order, encoder weights, k-means
     steps: int | None = None  # encoder budget (None: encoder.settings.TrainBudget's defaults)
     min_steps: int | None = None
-    max_seconds: float | None = None
+    max_seconds: float | None = None  # None: no wall-clock cap (results must not depend on the machine's load)
     patience: int | None = None  # evaluations (every 50 steps) without improvement, after min_steps
     epochs: int | None = None  # extra cap in passes over the images (quick runs)
     latent_dim: int = 32
     image_size: int = 28  # image side for a folder dataset
+    order: str = "random"  # "random": shuffled (seeded); "sorted": file order, e.g. one class after another
+    augment: str = "auto"  # encoder augmentation policy (encoder.augment.POLICIES)
     threads: int = 2  # torch threads for encoder training
     eager: int = 100  # retrain after every label up to this many
     growth: float = 0.05  # then retrain when labels grew by this fraction (0: after every label)
@@ -54,6 +57,8 @@ class StudyOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; known: {', '.join(ORDERS)}")
         unknown = [m for m in self.methods or () if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")

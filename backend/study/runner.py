@@ -42,13 +42,14 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
     t_start = time.perf_counter()
     opts = opts.resolved()
     methods = list(opts.methods or ())
-    ds = shuffled(load_dataset(opts.dataset, opts.image_size), opts.seed, opts.limit)
-    random_order = np.arange(len(ds.labels))  # already shuffled
+    ds = shuffled(load_dataset(opts.dataset, opts.image_size), opts.seed, opts.limit, opts.order == "sorted")
+    random_order = np.arange(len(ds.labels))  # already shuffled (or in file order with --order sorted)
     print(f"{ds.name}: {len(ds.labels)} tasks, {len(ds.classes)} classes, images {list(ds.images.shape[1:])}",
           file=out)
     features: dict[str, Features] = {}
     report: dict[str, Any] = {"dataset": ds.name, "tasks": len(ds.labels), "classes": ds.classes,
-                              "block": opts.block, "seed": opts.seed,
+                              "block": opts.block, "seed": opts.seed, "order": opts.order,
+                              "image_size": int(ds.images.shape[-1]),
                               "retraining": {"eager": opts.eager, "growth": opts.growth},
                               "cpu_count": os.cpu_count(), "methods": {}, "feature_seconds": {}}
     with study_redis(opts.redis_url) as url:
