@@ -178,6 +178,7 @@ def train_encoder(
             "stopped": stopped,
             "budget": {"steps": plan.steps, "min_steps": plan.min_steps, "max_seconds": plan.max_seconds,
                        "patience": plan.patience, "eval_every": plan.eval_every, "epochs": plan.epochs},
+            "batch_size": batch_size,
             "best_val_loss": best_loss,
             "first_train_loss": history[0]["train_loss"] if history else None,
             "last_train_loss": history[-1]["train_loss"] if history else None,

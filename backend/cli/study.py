@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-seconds", type=float, help="wall-clock cap on each encoder's training")
     p.add_argument("--patience", type=int, help="encoder evaluations (every 50 steps) without improvement")
     p.add_argument("--epochs", type=int, help="also stop encoder training after this many passes (quick runs)")
+    p.add_argument("--encoder-batch", type=int, default=256, help="images per encoder training step (default 256)")
     p.add_argument("--latent-dim", type=int, default=32, help="embedding size (default 32, as the paper)")
     p.add_argument("--image-size", type=int, default=28, help="image side for a folder dataset (default 28)")
     p.add_argument("--threads", type=int, default=2, help="torch threads for encoder training (default 2)")
@@ -69,7 +70,7 @@ def options(args: argparse.Namespace) -> StudyOptions:
         dataset=args.dataset, methods=tuple(args.methods.split(",")) if args.methods else None,
         default_method=args.default_method, quick=args.quick, limit=args.limit, seed=args.seed, steps=args.steps,
         min_steps=args.min_steps, max_seconds=args.max_seconds, patience=args.patience, epochs=args.epochs,
-        latent_dim=args.latent_dim, image_size=args.image_size, threads=args.threads,
+        encoder_batch=args.encoder_batch, latent_dim=args.latent_dim, image_size=args.image_size, threads=args.threads,
         order=args.order, augment=args.augment, eager=args.eager, growth=args.growth,
         clusters=args.clusters, block=args.block, redis_url=args.redis_url,
         progress=not args.no_progress,

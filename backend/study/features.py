@@ -51,11 +51,13 @@ def _compute_features(kind: str, ds: Dataset, opts: StudyOptions, t0: float) -> 
         max_seconds=opts.max_seconds or 0,  # no wall-clock cap unless asked: numbers independent of load
         patience=opts.patience,
         epochs=opts.epochs,
+        batch_size=opts.encoder_batch,
         seed=opts.seed,
         progress=opts.progress,
         threads=opts.threads,
         objective_options={"policy": opts.augment} if opts.augment != "auto" and kind != "autoencoder" else None,
     )
     vec = art.encode(ds.images)
-    info = {k: art.info.get(k) for k in ("steps_run", "epochs_run", "best_step", "stopped", "train_seconds", "device")}
+    keep = ("steps_run", "epochs_run", "best_step", "stopped", "budget", "batch_size", "train_seconds", "device")
+    info = {k: art.info.get(k) for k in keep}
     return Features(kind, vec, time.perf_counter() - t0, info)

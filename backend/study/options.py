@@ -44,6 +44,7 @@ class StudyOptions:
     max_seconds: float | None = None  # None: no wall-clock cap (results must not depend on the machine's load)
     patience: int | None = None  # evaluations (every 50 steps) without improvement, after min_steps
     epochs: int | None = None  # extra cap in passes over the images (quick runs)
+    encoder_batch: int = 256  # images per encoder training step
     latent_dim: int = 32
     image_size: int = 28  # image side for a folder dataset
     order: str = "random"  # "random": shuffled (seeded); "sorted": file order, e.g. one class after another
