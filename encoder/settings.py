@@ -67,8 +67,8 @@ class TrainBudget:
         epochs: most passes over the training split (None: no limit); for smoke runs and old settings.
     """
 
-    steps: int = 1500
-    min_steps: int = 600
+    steps: int = 1000
+    min_steps: int = 500
     max_seconds: float | None = 150.0
     patience: int = 5
     eval_every: int = 50

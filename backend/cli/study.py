@@ -35,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--default-method", default=DEFAULT_METHOD, help="method whose numbers are the JSON's top level")
     p.add_argument("--quick", action="store_true", help="small and fast: 400 tasks, 3-epoch encoders, fewer methods")
     p.add_argument("--limit", type=int, help="use only the first N tasks of the shuffled dataset")
-    p.add_argument("--order", choices=("random", "sorted"), default="random",
-                   help="task order: random (seeded) or sorted (file order, e.g. one class after another)")
+    p.add_argument("--order", choices=("random", "sorted", "both"), default="random",
+                   help="task order: random (seeded), sorted (file order, e.g. one class after another) or both "
+                   "(every method replayed in each order on the same features)")
     p.add_argument("--sizes", help="comma-separated project sizes (e.g. 300,600,1000): one study per size "
                    "(nested subsets); --json and --plot get the size curve")
     p.add_argument("--augment", default="auto",

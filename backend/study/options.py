@@ -18,7 +18,7 @@ METHODS: dict[str, tuple[str, str, str]] = {
 DEFAULT_METHOD = "contrastive+spread"  # what DALT's defaults (DALT_HEAD, encoder objective) amount to
 QUICK_METHODS = ("raw+lr", "ae+lr", "contrastive+lr", "contrastive+spread", "contrastive+spread+coldstart")
 TARGETS = (0.90, 0.95, 0.97)
-ORDERS = ("random", "sorted")
+ORDERS = ("random", "sorted", "both")
 # Label counts at which a head is always trained, so every method has a rest accuracy at these points.
 CHECKPOINTS = frozenset((10, 20, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000, 1500,
                          2000, 3000, 4000))
@@ -47,7 +47,9 @@ class StudyOptions:
     encoder_batch: int = 256  # images per encoder training step
     latent_dim: int = 32
     image_size: int = 28  # image side for a folder dataset
-    order: str = "random"  # "random": shuffled (seeded); "sorted": file order, e.g. one class after another
+    # "random": shuffled (seeded); "sorted": file order, e.g. one class after another; "both": every method
+    # replayed in both orders on the same features (reported as "method@random" and "method@sorted")
+    order: str = "random"
     augment: str = "auto"  # encoder augmentation policy (encoder.augment.POLICIES)
     threads: int = 2  # torch threads for encoder training
     eager: int = 100  # retrain after every label up to this many

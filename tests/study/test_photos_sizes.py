@@ -12,7 +12,7 @@ import pytest
 
 from backend.cli import main as dalt
 from backend.cli.study import parse_sizes
-from backend.study.datasets import Dataset, load_folder, shuffled
+from backend.study.datasets import Dataset, file_order, load_folder, shuffled
 from backend.study.options import StudyOptions
 from backend.study.photos import PHOTOS, build_photos
 
@@ -45,12 +45,12 @@ def test_photos_load_as_rgb_although_the_first_classes_are_gray(photos: Path) ->
     assert np.allclose(first[:, 0], first[:, 1]) and not np.allclose(ds.images[24:, 0], ds.images[24:, 1])
 
 
-def test_sorted_order_keeps_file_order_of_the_same_subset() -> None:
+def test_sorted_order_visits_the_same_subset_in_file_order() -> None:
     labels = np.repeat(np.array(list("abcd")), 10)
     ds = Dataset("x", np.zeros((40, 1, 8, 8), np.float32), labels)
-    rand, kept = shuffled(ds, 0, 12), shuffled(ds, 0, 12, keep_order=True)
-    assert sorted(rand.labels.tolist()) == sorted(kept.labels.tolist())
-    assert kept.labels.tolist() == sorted(kept.labels.tolist()) and rand.labels.tolist() != kept.labels.tolist()
+    rand = shuffled(ds, 0, 12)
+    kept = rand.labels[file_order(rand)].tolist()
+    assert sorted(rand.labels.tolist()) == sorted(kept) and kept == sorted(kept) and rand.labels.tolist() != kept
     with pytest.raises(ValueError, match="order"):
         StudyOptions(dataset="digits", order="backwards")
 
@@ -76,3 +76,13 @@ def test_size_curve_and_sorted_order_end_to_end(tmp_path: Path, redis_server: st
             assert 0.0 <= v["acceptance_rate"] <= 1.0 and v["rest_accuracy_50"] is not None
     assert report["methods"]["ae+lr"]["60"]["encoder_steps"] >= 1
     assert (tmp_path / "digits_sizes.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_both_orders_replay_every_method_on_the_same_features(tmp_path: Path, redis_server: str) -> None:
+    argv = ["study", "--dataset", "digits", "--limit", "60", "--order", "both", "--methods", "pca+lr",
+            "--eager", "20", "--growth", "0.2", "--no-progress", "--redis-url", redis_server,
+            "--json", str(tmp_path / "both.json")]
+    assert dalt(argv) == 0
+    report = json.loads((tmp_path / "both.json").read_text())
+    assert set(report["methods"]) == {"pca+lr@random", "pca+lr@sorted"} and report["order"] == "both"
+    assert {m["task_order"] for m in report["methods"].values()} == {"random", "sorted"}
