@@ -1,7 +1,9 @@
-"""Channel choice reads a random sample across the whole project, not its first images."""
+"""How bulk encoding trains a project's encoder: channels from a random sample across the whole project
+(not its first images), and the configured step budget."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,20 @@ def test_a_class_ordered_import_with_a_gray_first_class_is_encoded_as_rgb(tmp_pa
 
     artifact = EncoderArtifact.from_bytes(store.encoder_blob(5, summary.version))
     assert artifact.channels == 3
+
+
+def test_bulk_encoding_trains_with_the_configured_step_budget(tmp_path: Path, config: Config, store: Store) -> None:
+    folder = class_ordered_folder(tmp_path / "imgs", gray=30, colour=10)
+    cfg = dataclasses.replace(config, encoder_steps=7, encoder_min_steps=7, encoder_max_seconds=0)
+    summary = bulk.encode_project(bulk.EncodeOptions(project=6, images=str(folder), progress=False),
+                                  config=cfg, store=store)
+    meta = store.current_encoder(6)
+    assert summary.encoded == 40 and meta is not None
+    from encoder.artifact import EncoderArtifact
+
+    info = EncoderArtifact.from_bytes(store.encoder_blob(6, summary.version)).info
+    assert info["steps_run"] == 7 and info["stopped"] == "steps" and info["budget"]["max_seconds"] is None
+    # An explicit option wins over the configuration.
+    again = bulk.encode_project(bulk.EncodeOptions(project=6, images=str(folder), progress=False, retrain=True,
+                                                   steps=3), config=cfg, store=store)
+    assert EncoderArtifact.from_bytes(store.encoder_blob(6, again.version)).info["steps_run"] == 3
