@@ -91,6 +91,9 @@ class Config(_FromEnv):
     encoder_min_steps: int = _BUDGET.min_steps
     encoder_max_seconds: float = _BUDGET.max_seconds or 0.0
     encoder_patience: int = _BUDGET.patience
+    # Retrain the encoder in the background once it has encoded this many times the images it was trained
+    # on (backend.regrow); 0: never.
+    encoder_regrow: float = 2.0
     # Requests: what one request may cost (docs/guarantees.md, "Bounded work per request")
     max_content_length: int = 32 * 1024 * 1024
     max_json_values: int = 2_000_000  # counted on the raw body before it is parsed
@@ -138,6 +141,7 @@ class Config(_FromEnv):
         "encoder_min_steps": "DALT_ENCODER_MIN_STEPS",
         "encoder_max_seconds": "DALT_ENCODER_MAX_SECONDS",
         "encoder_patience": "DALT_ENCODER_PATIENCE",
+        "encoder_regrow": "DALT_ENCODER_REGROW",
         "max_content_length": "DALT_MAX_CONTENT_LENGTH",
         "max_json_values": "DALT_MAX_JSON_VALUES",
         "predict_max_tasks": "DALT_PREDICT_MAX_TASKS",

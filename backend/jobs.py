@@ -92,7 +92,24 @@ def encode_tasks_job(pid: int, tasks: list[dict]) -> dict:
 
     store, config = _context()
     vectors = encode_missing(store, config, pid, tasks)
-    return {"project": pid, "tasks": len(tasks), "encoded": len(vectors)}
+    regrow = False
+    if vectors:
+        from rq import Queue
+
+        from backend.queueing import enqueue_regrow
+        from backend.regrow import regrow_due
+
+        if regrow_due(store, config, pid):
+            regrow = enqueue_regrow(store, Queue(config.queue_name, connection=store.r), pid, config)
+    return {"project": pid, "tasks": len(tasks), "encoded": len(vectors), "regrow_queued": regrow}
+
+
+def regrow_encoder_job(pid: int) -> dict:
+    """Retrain the encoder of a project that outgrew it; switch only if not worse (``backend.regrow``)."""
+    from backend.regrow import regrow_encoder
+
+    store, config = _context()
+    return regrow_encoder(store, config, pid).as_dict()
 
 
 def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:

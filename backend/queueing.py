@@ -99,6 +99,29 @@ def enqueue_encoding(queue: Queue, pid: int, tasks: list[dict], config: Config) 
     return job.id
 
 
+def enqueue_regrow(store: Store, queue: Queue, pid: int, config: Config) -> bool:
+    """Queue a regrow of ``pid``'s encoder (``backend.regrow``), once per current encoder version.
+
+    The job id names the encoder it replaces, so the many ``TASKS_CREATED`` jobs of a growing project queue
+    one regrow; a kept result (the candidate was worse) stays for a week, so it is not retried at once.
+
+    Returns:
+        True when a job was enqueued.
+    """
+    from rq.job import Job
+
+    info = store.current_encoder(pid)
+    if info is None:
+        return False
+    job_id = f"dalt-regrow-{pid}-{info.version}"
+    if Job.exists(job_id, connection=queue.connection):
+        return False
+    options = {**_job_options(config, "regrow", pid, f"regrow the encoder of project {pid}"), "job_id": job_id,
+               "result_ttl": 7 * 24 * 3600, "job_timeout": max(config.train_job_timeout, 3600)}
+    queue.enqueue("backend.jobs.regrow_encoder_job", pid, **options)
+    return True
+
+
 def enqueue_reconcile(
     store: Store, queue: Queue, config: Config, pid: int, *, reason: str, force: bool = False
 ) -> str:

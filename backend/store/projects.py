@@ -136,16 +136,30 @@ class ProjectParts(StoreBase):
         return self._alone(self.project_in, pid)
 
     # ---- encoders --------------------------------------------------------------------------------
-    def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any]) -> None:
-        """Store an encoder version and make it current. ``meta`` must hold ``dim``."""
+    def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any], current: bool = True) -> None:
+        """Store an encoder version and (unless ``current=False``: a candidate) make it current.
+
+        ``meta`` must hold ``dim``.
+        """
         if int(meta.get("dim", 0)) <= 0:
             raise ValueError("encoder meta needs a positive 'dim'")
         pipe = self.r.pipeline(transaction=True)
         pipe.sadd(keys.PROJECTS, pid)
         pipe.set(keys.encoder_blob(pid, version), blob)
         pipe.hset(keys.encoder_meta(pid), version, json.dumps(dict(meta)))
-        pipe.set(keys.encoder_current(pid), version)
+        if current:
+            pipe.set(keys.encoder_current(pid), version)
         pipe.execute()
+
+    def make_encoder_current(self, pid: int, version: str) -> None:
+        """Switch the project to a stored encoder version (a candidate that proved better).
+
+        Raises:
+            ValueError: the version is not stored.
+        """
+        if self.r.hget(keys.encoder_meta(pid), version) is None:
+            raise ValueError(f"project {pid} has no encoder {version}")
+        self.r.set(keys.encoder_current(pid), version)
 
     def current_encoder(self, pid: int) -> EncoderInfo | None:
         """The encoder version that new embeddings must be made with, or None before bulk encoding."""
