@@ -328,7 +328,9 @@ def encode_project(
             artifact, pre, pre_failed = train_for_project(
                 opts, objective, tasks, fetcher, image_key, config.max_image_pixels, progress, config.train_budget()
             )
-            store.put_encoder(pid, artifact.version, artifact.to_bytes(), artifact.meta())
+            # project_tasks: what the project held when its encoder was trained (backend.regrow compares)
+            meta = {**artifact.meta(), "project_tasks": len(tasks)}
+            store.put_encoder(pid, artifact.version, artifact.to_bytes(), meta)
             summary.trained, summary.train_seconds = True, time.perf_counter() - t_train
             print(
                 f"trained encoder {artifact.version} ({artifact.info.get('steps_run')} steps, "

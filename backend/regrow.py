@@ -47,14 +47,16 @@ class RegrowResult:
 
 
 def regrow_due(store: Store, config: Config, pid: int) -> bool:
-    """Whether the current encoder has encoded ``encoder_regrow`` times the images it was trained on."""
+    """Whether the current encoder has encoded ``encoder_regrow`` times the tasks the project held when it was
+    trained (its training sample is capped by ``--train-limit``, so the sample size would regrow forever)."""
     if config.encoder_regrow <= 0:
         return False
     info = store.current_encoder(pid)
-    if info is None or not info.meta.get("samples"):
+    trained_at = info.meta.get("project_tasks") or info.meta.get("samples") if info is not None else None
+    if info is None or not trained_at:
         return False
     encoded = len(store.encoded_task_ids(pid, info.version))
-    return encoded >= config.encoder_regrow * int(info.meta["samples"])
+    return encoded >= config.encoder_regrow * int(trained_at)
 
 
 def held_out_accuracy(vectors: np.ndarray, labels: list[str], seed: int = 0) -> float | None:
@@ -112,7 +114,8 @@ def regrow_encoder(store: Store, config: Config, pid: int) -> RegrowResult:
         artifact, pre, pre_failed = bulk.train_for_project(
             opts, objective, tasks, fetcher, image_key, config.max_image_pixels, False, config.train_budget()
         )
-        store.put_encoder(pid, artifact.version, artifact.to_bytes(), artifact.meta(), current=False)
+        store.put_encoder(pid, artifact.version, artifact.to_bytes(), {**artifact.meta(), "project_tasks": len(tasks)},
+                          current=False)
         encoder = TaskEncoder(artifact, fetcher, image_key, max_pixels=config.max_image_pixels,
                               max_decode_bytes=config.max_decode_bytes)
         summary = bulk.EncodeSummary(project=pid)

@@ -42,7 +42,7 @@ def grown(fake_ls: FakeLabelStudio, mnist_small, config: Config, store: Store) -
     add_tasks(fake_ls, mnist_small[0], range(1, 21))
     bulk.encode_project(bulk.EncodeOptions(project=PID, progress=False), config=cfg, store=store)
     old = store.current_encoder(PID)
-    assert old is not None and old.meta["samples"] == 20
+    assert old is not None and old.meta["samples"] == old.meta["project_tasks"] == 20
     new_tasks = add_tasks(fake_ls, mnist_small[0], range(21, 31))
     encode_missing(store, cfg, PID, new_tasks)
     assert not regrow.regrow_due(store, cfg, PID)  # 30 encoded < 2 x 20
@@ -61,7 +61,7 @@ def test_a_doubled_project_regrows_its_encoder_and_the_head_follows(grown, store
     result = regrow.regrow_encoder(store, cfg, PID)
     assert result.status == "switched" and result.old_version == old and result.trained_on == 40
     new = store.current_encoder(PID)
-    assert new is not None and new.version == result.new_version != old
+    assert new is not None and new.version == result.new_version != old and new.meta["project_tasks"] == 40
     assert store.encoded_task_ids(PID, new.version) == set(range(1, 41))
     assert result.head_training_queued and bulk.head_is_stale(store, PID, new.version)
     assert not regrow.regrow_due(store, cfg, PID)  # the new encoder saw all 40
