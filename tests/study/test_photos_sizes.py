@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,14 @@ from backend.cli.study import parse_sizes
 from backend.study.datasets import Dataset, file_order, load_folder, shuffled
 from backend.study.options import StudyOptions
 from backend.study.photos import PHOTOS, build_photos
+
+
+@pytest.fixture
+def study_redis(redis_server: str, redis_client) -> Iterator[str]:
+    """The private Redis for a study run, flushed afterwards: study projects use fixed ids, and other study
+    tests on the same server must not find this run's labels."""
+    yield redis_server
+    redis_client.flushall()
 
 
 def _digest(root: Path) -> str:
@@ -62,9 +71,9 @@ def test_parse_sizes() -> None:
             parse_sizes(bad)
 
 
-def test_size_curve_and_sorted_order_end_to_end(tmp_path: Path, redis_server: str) -> None:
+def test_size_curve_and_sorted_order_end_to_end(tmp_path: Path, study_redis: str) -> None:
     argv = ["study", "--dataset", "digits", "--sizes", "60,90", "--order", "sorted", "--methods", "pca+lr,ae+lr",
-            "--epochs", "1", "--eager", "20", "--growth", "0.2", "--no-progress", "--redis-url", redis_server,
+            "--epochs", "1", "--eager", "20", "--growth", "0.2", "--no-progress", "--redis-url", study_redis,
             "--json", str(tmp_path / "sizes.json"), "--plot", str(tmp_path)]
     assert dalt(argv) == 0
     report = json.loads((tmp_path / "sizes.json").read_text())
@@ -78,9 +87,9 @@ def test_size_curve_and_sorted_order_end_to_end(tmp_path: Path, redis_server: st
     assert (tmp_path / "digits_sizes.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_both_orders_replay_every_method_on_the_same_features(tmp_path: Path, redis_server: str) -> None:
+def test_both_orders_replay_every_method_on_the_same_features(tmp_path: Path, study_redis: str) -> None:
     argv = ["study", "--dataset", "digits", "--limit", "60", "--order", "both", "--methods", "pca+lr",
-            "--eager", "20", "--growth", "0.2", "--no-progress", "--redis-url", redis_server,
+            "--eager", "20", "--growth", "0.2", "--no-progress", "--redis-url", study_redis,
             "--json", str(tmp_path / "both.json")]
     assert dalt(argv) == 0
     report = json.loads((tmp_path / "both.json").read_text())
