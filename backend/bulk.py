@@ -40,7 +40,7 @@ from backend.store import Store
 from encoder.artifact import EncoderArtifact
 from encoder.decode import DecodeError, channel_sample, choose_channels, decode_image
 from encoder.fetch import FetchError, ImageFetcher
-from encoder.pipeline import TaskEncoder, task_image_url
+from encoder.pipeline import TaskEncoder, fetch_task_images
 from encoder.registry import get_objective
 from encoder.settings import TrainBudget
 from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export
@@ -203,25 +203,6 @@ def drop_stale_encoders(store: Store, pid: int, out: TextIO) -> None:
             )
 
 
-def _fetch(tasks: list[dict[str, Any]], fetcher: Any, image_key: str | None, errors: dict[int, str],
-           known: dict[int, bytes | FetchError] | None = None) -> dict[int, bytes | FetchError]:
-    """The tasks' image bytes (or why not) by task id; ``known`` ones are not downloaded again."""
-    known = known or {}
-    refs, ids = [], []
-    for t in tasks:
-        tid = int(t["id"])
-        if tid in known:
-            continue
-        try:
-            refs.append(task_image_url(t, image_key))
-            ids.append(tid)
-        except ValueError as exc:
-            errors[tid] = f"bad_url: {exc}"
-    got = dict(zip(ids, fetcher.fetch_many(refs), strict=True))
-    got.update((tid, blob) for tid, blob in known.items() if tid not in got)
-    return {int(t["id"]): got[int(t["id"])] for t in tasks if int(t["id"]) in got}
-
-
 def train_for_project(
     opts: EncodeOptions,
     objective: str,
@@ -246,14 +227,14 @@ def train_for_project(
     known: dict[int, bytes | FetchError] = {}
     if channels is None:  # from a random sample across the project, fetched once
         picked = [sample[i] for i in channel_sample(len(sample), CHANNEL_SAMPLE, opts.seed)]
-        known = _fetch(picked, fetcher, image_key, {})
+        known = fetch_task_images(picked, fetcher, image_key, {})
         channels = choose_channels([b for b in known.values() if isinstance(b, bytes)], max_pixels=max_pixels)
     images: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     bar = tqdm(total=len(sample), desc="download for training", unit="img", disable=not progress)
     for chunk in _chunks(sample, opts.batch_size):
         good = []
-        for tid, blob in _fetch(chunk, fetcher, image_key, errors, known).items():
+        for tid, blob in fetch_task_images(chunk, fetcher, image_key, errors, known).items():
             if isinstance(blob, FetchError):
                 errors[tid] = f"{blob.reason}: {blob}"
             else:
