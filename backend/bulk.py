@@ -40,10 +40,11 @@ from backend.config import Config
 from backend.labelstudio import LabelStudioAccess, iter_tasks, label_studio_access, local_storage_scope
 from backend.store import Store
 from encoder.artifact import EncoderArtifact
-from encoder.decode import DecodeError, choose_channels, decode_image
+from encoder.decode import DecodeError, channel_sample, choose_channels, decode_image
 from encoder.fetch import FetchError, ImageFetcher
-from encoder.pipeline import TaskEncoder, task_image_url
+from encoder.pipeline import TaskEncoder, fetch_task_images
 from encoder.registry import get_objective
+from encoder.settings import TrainBudget
 from encoder.sources import DirectoryFetcher, tasks_from_dir, tasks_from_export
 from encoder.train import train_encoder
 
@@ -108,8 +109,11 @@ class EncodeOptions:
     retrain: bool = False
     objective: str | None = None  # None: the configured encoder_objective
     latent_dim: int = 32
-    epochs: int = 30
-    patience: int = 3
+    steps: int | None = None  # None: the configured budget (Config.train_budget)
+    min_steps: int | None = None
+    max_seconds: float | None = None
+    patience: int | None = None
+    epochs: int | None = None  # an extra cap in passes over the images (smoke runs); None: none
     image_size: int = 28
     channels: int | None = None
     train_limit: int = 20000
@@ -209,6 +213,7 @@ def train_for_project(
     image_key: str | None,
     max_pixels: int,
     progress: bool,
+    budget: TrainBudget | None = None,
 ) -> tuple[EncoderArtifact, dict[int, np.ndarray], dict[int, str]]:
     """Download a sample of the tasks and train an encoder on it.
 
@@ -221,25 +226,21 @@ def train_for_project(
     if len(tasks) > opts.train_limit:
         sample = [tasks[i] for i in sorted(rng.choice(len(tasks), opts.train_limit, replace=False))]
     channels = opts.channels
+    known: dict[int, bytes | FetchError] = {}
+    if channels is None:  # from a random sample across the project, fetched once
+        picked = [sample[i] for i in channel_sample(len(sample), CHANNEL_SAMPLE, opts.seed)]
+        known = fetch_task_images(picked, fetcher, image_key, {})
+        channels = choose_channels([b for b in known.values() if isinstance(b, bytes)], max_pixels=max_pixels)
     images: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     bar = tqdm(total=len(sample), desc="download for training", unit="img", disable=not progress)
     for chunk in _chunks(sample, opts.batch_size):
-        refs, ids = [], []
-        for t in chunk:
-            try:
-                refs.append(task_image_url(t, image_key))
-                ids.append(int(t["id"]))
-            except ValueError as exc:
-                errors[int(t["id"])] = f"bad_url: {exc}"
         good = []
-        for tid, blob in zip(ids, fetcher.fetch_many(refs), strict=True):
+        for tid, blob in fetch_task_images(chunk, fetcher, image_key, errors, known).items():
             if isinstance(blob, FetchError):
                 errors[tid] = f"{blob.reason}: {blob}"
             else:
                 good.append((tid, blob))
-        if channels is None and good:
-            channels = choose_channels([b for _, b in good[:CHANNEL_SAMPLE]], max_pixels=max_pixels)
         for tid, blob in good:
             try:
                 images[tid] = decode_image(blob, size=opts.image_size, channels=channels or 1, max_pixels=max_pixels)
@@ -255,8 +256,12 @@ def train_for_project(
         stack,
         objective=objective,
         latent_dim=opts.latent_dim,
-        epochs=opts.epochs,
+        budget=budget,
+        steps=opts.steps,
+        min_steps=opts.min_steps,
+        max_seconds=opts.max_seconds,
         patience=opts.patience,
+        epochs=opts.epochs,
         seed=opts.seed,
         progress=progress,
     )
@@ -304,12 +309,14 @@ def encode_project(
         if current is None or opts.retrain:
             t_train = time.perf_counter()
             artifact, pre, pre_failed = train_for_project(
-                opts, objective, tasks, fetcher, image_key, config.max_image_pixels, progress
+                opts, objective, tasks, fetcher, image_key, config.max_image_pixels, progress, config.train_budget()
             )
-            store.put_encoder(pid, artifact.version, artifact.to_bytes(), artifact.meta())
+            # project_tasks: what the project held when its encoder was trained (backend.regrow compares)
+            meta = {**artifact.meta(), "project_tasks": len(tasks)}
+            store.put_encoder(pid, artifact.version, artifact.to_bytes(), meta)
             summary.trained, summary.train_seconds = True, time.perf_counter() - t_train
             print(
-                f"trained encoder {artifact.version} ({artifact.info.get('epochs_run')} epochs, "
+                f"trained encoder {artifact.version} ({artifact.info.get('steps_run')} steps, "
                 f"{len(pre)} images, {summary.train_seconds:.1f} s)",
                 file=out,
             )

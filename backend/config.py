@@ -15,7 +15,9 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Self
 from urllib.parse import urlsplit
 
-from encoder.settings import FetchSettings
+from encoder.settings import FetchSettings, TrainBudget
+
+_BUDGET = TrainBudget()
 
 
 def _bool(value: str) -> bool:
@@ -98,6 +100,15 @@ class Config(_FromEnv):
     # Encoder objective for bulk encoding (dalt encode): "contrastive" won the study;
     # "autoencoder" is the paper's, "augmented-autoencoder" the paper's on augmented images.
     encoder_objective: str = "contrastive"
+    # Encoder training budget (encoder.settings.TrainBudget): optimizer steps, the floor early stopping
+    # cannot cut, a wall-clock cap in seconds (0: none), and patience in evaluations (every 50 steps).
+    encoder_steps: int = _BUDGET.steps
+    encoder_min_steps: int = _BUDGET.min_steps
+    encoder_max_seconds: float = _BUDGET.max_seconds or 0.0
+    encoder_patience: int = _BUDGET.patience
+    # Retrain the encoder in the background once it has encoded this many times the images it was trained
+    # on (backend.regrow); 0: never.
+    encoder_regrow: float = 2.0
     # Requests: what one request may cost (docs/guarantees.md, "Bounded work per request")
     max_content_length: int = 32 * 1024 * 1024
     max_json_values: int = 2_000_000  # counted on the raw body before it is parsed
@@ -148,6 +159,11 @@ class Config(_FromEnv):
         "calibration_growth": "DALT_CALIBRATION_GROWTH",
         "train_on_bulk": "DALT_TRAIN_ON_BULK",
         "encoder_objective": "DALT_ENCODER_OBJECTIVE",
+        "encoder_steps": "DALT_ENCODER_STEPS",
+        "encoder_min_steps": "DALT_ENCODER_MIN_STEPS",
+        "encoder_max_seconds": "DALT_ENCODER_MAX_SECONDS",
+        "encoder_patience": "DALT_ENCODER_PATIENCE",
+        "encoder_regrow": "DALT_ENCODER_REGROW",
         "max_content_length": "DALT_MAX_CONTENT_LENGTH",
         "max_json_values": "DALT_MAX_JSON_VALUES",
         "predict_max_tasks": "DALT_PREDICT_MAX_TASKS",
@@ -193,6 +209,11 @@ class Config(_FromEnv):
     def basic_auth_enabled(self) -> bool:
         """Basic auth is on only when both user and password are set."""
         return bool(self.basic_auth_user and self.basic_auth_pass)
+
+    def train_budget(self) -> TrainBudget:
+        """How much training a project's encoder gets (``dalt encode``)."""
+        return TrainBudget(steps=self.encoder_steps, min_steps=self.encoder_min_steps,
+                           max_seconds=self.encoder_max_seconds or None, patience=self.encoder_patience)
 
     def fetch_settings(self, ls_url: str | None = None, api_key: str | None = None, *, ls_trusted: bool = True,
                        local_files_scope: tuple[str, ...] | None = None) -> FetchSettings:

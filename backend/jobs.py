@@ -141,10 +141,23 @@ def encode_tasks_job(pid: int, tasks: list[dict]) -> dict:
 
     store, config = _context()
     vectors = encode_missing(store, config, pid, tasks)
-    out = {"project": pid, "tasks": len(tasks), "encoded": len(vectors)}
-    if vectors:  # the new tasks join the neighbour graph in the background
+    out = {"project": pid, "tasks": len(tasks), "encoded": len(vectors), "regrow_queued": False}
+    if vectors:  # the new tasks join the neighbour graph in the background; a project that outgrew its encoder regrows
         out["graph_queued"] = bool(enqueue_graph_update(store, config, pid))
+        from backend.queueing import enqueue_regrow, job_queue
+        from backend.regrow import regrow_due
+
+        if regrow_due(store, config, pid):
+            out["regrow_queued"] = enqueue_regrow(store, job_queue(config, store), pid, config)
     return out
+
+
+def regrow_encoder_job(pid: int) -> dict:
+    """Retrain the encoder of a project that outgrew it; switch only if not worse (``backend.regrow``)."""
+    from backend.regrow import regrow_encoder
+
+    store, config = _context()
+    return regrow_encoder(store, config, pid).as_dict()
 
 
 def reconcile_project_job(pid: int, force: bool = False, wait: float = 0.0) -> dict:

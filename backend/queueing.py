@@ -134,8 +134,8 @@ def _flagged(mark, clear, enqueue) -> str | None:
 
 
 def graph_queue(store: Store, config: Config) -> Queue:
-    """The graph lane's queue on the store's connection."""
-    return Queue(config.graph_queue, connection=store.r)
+    """The graph lane's queue, on the same queue Redis as every other job (:func:`job_queue`)."""
+    return Queue(config.graph_queue, connection=job_queue(config, store).connection)
 
 
 def enqueue_graph_update(store: Store, config: Config, pid: int) -> str | None:
@@ -169,6 +169,29 @@ def enqueue_encoding(queue: Queue, pid: int, tasks: list[dict], config: Config) 
         **_job_options(config, "encode", pid, f"encode {len(tasks)} new tasks of project {pid}"),
     )
     return job.id
+
+
+def enqueue_regrow(store: Store, queue: Queue, pid: int, config: Config) -> bool:
+    """Queue a regrow of ``pid``'s encoder (``backend.regrow``), once per current encoder version.
+
+    The job id names the encoder it replaces, so the many ``TASKS_CREATED`` jobs of a growing project queue
+    one regrow; a kept result (the candidate was worse) stays for a week, so it is not retried at once.
+
+    Returns:
+        True when a job was enqueued.
+    """
+    from rq.job import Job
+
+    info = store.current_encoder(pid)
+    if info is None:
+        return False
+    job_id = f"dalt-regrow-{pid}-{info.version}"
+    if Job.exists(job_id, connection=queue.connection):
+        return False
+    options = {**_job_options(config, "regrow", pid, f"regrow the encoder of project {pid}"), "job_id": job_id,
+               "result_ttl": 7 * 24 * 3600, "job_timeout": max(config.train_job_timeout, 3600)}
+    queue.enqueue("backend.jobs.regrow_encoder_job", pid, **options)
+    return True
 
 
 def enqueue_reconcile(

@@ -174,9 +174,20 @@ def _is_gray(data: bytes, max_pixels: int, max_decode_bytes: int) -> bool:
     return bool(spread.max(initial=0) <= 8)
 
 
+def channel_sample(n: int, k: int = 64, seed: int = 0) -> list[int]:
+    """Indices (sorted) of a seeded random sample of ``k`` of ``n`` images to choose channels from.
+
+    Why random and across the whole project: imports often come one class folder after another, so the
+    first images may all be the one grayscale class of a colour project.
+    """
+    if n <= k:
+        return list(range(n))
+    return sorted(np.random.default_rng(seed).choice(n, k, replace=False).tolist())
+
+
 def choose_channels(samples: list[bytes], *, max_pixels: int = 40_000_000,
                     max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> int:
-    """Pick 1 (grayscale) or 3 (RGB) from a sample of the project's images.
+    """Pick 1 (grayscale) or 3 (RGB) from a sample of the project's images (see :func:`channel_sample`).
 
     Colour images stored as RGB with equal channels (common for scans and digits) count as grayscale,
     so one channel is used and the network is three times cheaper. Undecodable samples are ignored.

@@ -37,6 +37,30 @@ def task_image_url(task: dict[str, Any], image_key: str | None) -> str:
     raise ValueError("task data holds no image URL")
 
 
+def fetch_task_images(
+    tasks: list[dict[str, Any]], fetcher: ImageFetcher, image_key: str | None, errors: dict[int, str],
+    known: dict[int, bytes | FetchError] | None = None,
+) -> dict[int, bytes | FetchError]:
+    """The tasks' image bytes (or why not) by task id; ``known`` ones are not downloaded again.
+
+    Tasks without a usable image reference go to ``errors`` (``bad_url: ...``) and are left out.
+    """
+    known = known or {}
+    refs, ids = [], []
+    for t in tasks:
+        tid = int(t["id"])
+        if tid in known:
+            continue
+        try:
+            refs.append(task_image_url(t, image_key))
+            ids.append(tid)
+        except ValueError as exc:
+            errors[tid] = f"bad_url: {exc}"
+    got = dict(zip(ids, fetcher.fetch_many(refs), strict=True))
+    got.update((tid, blob) for tid, blob in known.items() if tid not in got)
+    return {int(t["id"]): got[int(t["id"])] for t in tasks if int(t["id"]) in got}
+
+
 class TaskEncoder:
     """Encode Label Studio tasks with one encoder artifact.
 

@@ -47,3 +47,35 @@ class FetchSettings:
     local_files_ls_root: str | None = None
     local_files_scope: tuple[str, ...] | None = None
     workers: int = 16
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    """How much training an encoder gets, counted in optimizer steps (not epochs) and capped in wall time.
+
+    Why steps: an epoch of a 600-image project is two or three steps at batch 256, so an epoch budget with
+    early stopping ended small projects after a few dozen steps, far from a useful encoder; a step budget
+    gives every project the same amount of learning, and ``max_seconds`` bounds what large ones cost.
+
+    Attributes:
+        steps: most optimizer steps.
+        min_steps: the floor: early stopping never ends a run before this many steps (the wall-clock cap
+            and ``epochs`` still do).
+        max_seconds: wall-clock cap on the training loop (None or 0: none); checked after every step.
+        patience: validation evaluations without a better loss before stopping (once past ``min_steps``).
+        eval_every: steps between validation evaluations (and history entries).
+        epochs: most passes over the training split (None: no limit); for smoke runs and old settings.
+    """
+
+    steps: int = 1000
+    min_steps: int = 500
+    max_seconds: float | None = 150.0
+    patience: int = 5
+    eval_every: int = 50
+    epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.min_steps < 0 or self.patience < 1 or self.eval_every < 1:
+            raise ValueError(f"invalid training budget {self}: steps, patience and eval_every must be >= 1")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1 or None, not {self.epochs}")

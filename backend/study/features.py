@@ -46,12 +46,18 @@ def _compute_features(kind: str, ds: Dataset, opts: StudyOptions, t0: float) -> 
         ds.images,
         objective=kind,
         latent_dim=opts.latent_dim,
-        epochs=opts.epochs,
+        steps=opts.steps,
+        min_steps=opts.min_steps,
+        max_seconds=opts.max_seconds or 0,  # no wall-clock cap unless asked: numbers independent of load
         patience=opts.patience,
+        epochs=opts.epochs,
+        batch_size=opts.encoder_batch,
         seed=opts.seed,
         progress=opts.progress,
         threads=opts.threads,
+        objective_options={"policy": opts.augment} if opts.augment != "auto" and kind != "autoencoder" else None,
     )
     vec = art.encode(ds.images)
-    info = {k: art.info.get(k) for k in ("epochs_run", "best_epoch", "train_seconds")}
+    keep = ("steps_run", "epochs_run", "best_step", "stopped", "budget", "batch_size", "train_seconds", "device")
+    info = {k: art.info.get(k) for k in keep}
     return Features(kind, vec, time.perf_counter() - t0, info)

@@ -16,7 +16,7 @@ from backend.coldstart import default_clusters, typicality_order
 from backend.processes import temporary_redis
 from backend.store import Store
 from backend.study.bulk_accept import summary as bulk_summary
-from backend.study.datasets import load_dataset, shuffled
+from backend.study.datasets import file_order, load_dataset, shuffled
 from backend.study.features import Features, make_features
 from backend.study.options import BASE_PID, METHODS, StudyOptions
 from backend.study.output import accuracy_at, pct
@@ -44,38 +44,45 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
     opts = opts.resolved()
     methods = list(opts.methods or ())
     ds = shuffled(load_dataset(opts.dataset, opts.image_size), opts.seed, opts.limit)
-    random_order = np.arange(len(ds.labels))  # already shuffled
+    orders = {"random": np.arange(len(ds.labels)), "sorted": file_order(ds)}  # ds is already shuffled
+    replays = [(m, o) for m in methods for o in (("random", "sorted") if opts.order == "both" else (opts.order,))]
     print(f"{ds.name}: {len(ds.labels)} tasks, {len(ds.classes)} classes, images {list(ds.images.shape[1:])}",
           file=out)
     features: dict[str, Features] = {}
     report: dict[str, Any] = {"dataset": ds.name, "tasks": len(ds.labels), "classes": ds.classes,
-                              "block": opts.block, "seed": opts.seed,
+                              "block": opts.block, "seed": opts.seed, "order": opts.order,
+                              "image_size": int(ds.images.shape[-1]),
                               "retraining": {"eager": opts.eager, "growth": opts.growth},
                               "cpu_count": os.cpu_count(), "methods": {}, "feature_seconds": {}}
     with study_redis(opts.redis_url) as url:
         store = Store(redis.Redis.from_url(url))
-        for k, method in enumerate(methods):
+        for k, (method, task_order) in enumerate(replays):
             kind, _, order_kind = METHODS[method]
+            name = f"{method}@{task_order}" if opts.order == "both" else method
             if kind not in features:
                 features[kind] = make_features(kind, ds, opts)
                 report["feature_seconds"][kind] = round(features[kind].seconds, 2)
+                if features[kind].info:
+                    report.setdefault("encoders", {})[kind] = features[kind].info
                 print(f"features {kind}: {features[kind].vectors.shape[1]} dims in {features[kind].seconds:.1f}s",
                       file=out)
             feats = features[kind]
-            order = random_order
+            order = orders[task_order]
             if order_kind == "coldstart":
                 t0 = time.perf_counter()
                 k_clusters = opts.clusters or default_clusters(len(ds.labels), len(ds.classes))
-                order = typicality_order(random_order, feats.vectors, k_clusters, seed=opts.seed)
-                report.setdefault("coldstart", {})[method] = {"clusters": k_clusters,
+                order = typicality_order(order, feats.vectors, k_clusters, seed=opts.seed)
+                report.setdefault("coldstart", {})[name] = {"clusters": k_clusters,
                                                                "seconds": round(time.perf_counter() - t0, 2)}
             pid = BASE_PID + 100 * opts.seed + k + 1
             m = replay(store, pid, method, feats, ds, order, opts)
-            report["methods"][method] = m
-            print(f"{method}: accepted {m['acceptance_rate']:.2%}, rest acc @50 "
+            m["task_order"] = task_order
+            report["methods"][name] = m
+            print(f"{name}: accepted {m['acceptance_rate']:.2%}, rest acc @50 "
                   f"{pct(accuracy_at(m['rest_accuracy'], 50))} @100 {pct(accuracy_at(m['rest_accuracy'], 100))}, "
                   f"{m['fits']} fits {m['fit_seconds']:.1f}s, replay {m['replay_seconds']:.1f}s", file=out)
-    default = opts.default_method if opts.default_method in report["methods"] else methods[-1]
+    names = list(report["methods"])
+    default = next((n for n in names if n.split("@")[0] == opts.default_method), names[-1])
     report["default_method"] = default
     report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
     report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]

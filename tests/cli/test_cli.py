@@ -42,7 +42,8 @@ def test_console_script_encode_help_keeps_every_option() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: dalt encode")
     for option in ("--project", "--images", "--export", "--ls-url", "--local-files-root", "--retrain", "--objective",
-                   "--latent-dim", "--epochs", "--patience", "--image-size", "--channels", "--train-limit",
+                   "--latent-dim", "--steps", "--min-steps", "--max-seconds", "--epochs", "--patience", "--image-size",
+                   "--channels", "--train-limit",
                    "--batch-size", "--workers", "--encode-threads", "--page-size", "--seed", "--redis-url",
                    "--no-progress"):
         assert option in proc.stdout, option

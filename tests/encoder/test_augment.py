@@ -65,7 +65,7 @@ def test_photo_jitter_changes_colour_but_digits_policy_keeps_gray() -> None:
 def test_augmented_autoencoder_is_registered_and_trains(mnist_small) -> None:
     assert get_objective("augmented-autoencoder").name == "augmented-autoencoder"
     images = (mnist_small[0][:200, None] / 255.0).astype(np.float32)
-    art = train_encoder(images, objective="augmented-autoencoder", epochs=3, patience=10, latent_dim=8,
+    art = train_encoder(images, objective="augmented-autoencoder", steps=12, eval_every=4, patience=10, latent_dim=8,
                         batch_size=50, progress=False, threads=1)
     hist = art.info["history"]
     assert art.objective == "augmented-autoencoder"

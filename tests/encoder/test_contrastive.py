@@ -43,7 +43,7 @@ def test_validation_loss_is_reproducible() -> None:
 
 def test_contrastive_loss_falls_on_mnist_and_only_the_encoder_is_saved(mnist_small) -> None:
     images = (mnist_small[0][:300, None] / 255.0).astype(np.float32)
-    art = train_encoder(images, objective="contrastive", epochs=4, patience=10, latent_dim=16,
+    art = train_encoder(images, objective="contrastive", steps=20, eval_every=5, patience=10, latent_dim=16,
                         batch_size=64, progress=False, threads=1)
     hist = art.info["history"]
     assert hist[-1]["train_loss"] < 0.9 * hist[0]["train_loss"]

@@ -22,7 +22,7 @@ def digits(mnist_small) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def trained(digits: np.ndarray) -> EncoderArtifact:
-    return train_encoder(digits, epochs=8, patience=10, latent_dim=16, batch_size=64, progress=False)
+    return train_encoder(digits, steps=48, eval_every=6, patience=10, latent_dim=16, batch_size=64, progress=False)
 
 
 @pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (1, 64), (3, 17)])
@@ -37,7 +37,7 @@ def test_autoencoder_shapes(channels: int, size: int) -> None:
 
 def test_autoencoder_loss_falls_on_mnist(trained: EncoderArtifact) -> None:
     hist = trained.info["history"]
-    assert len(hist) == 8  # patience 10: every epoch runs
+    assert len(hist) == 8  # patience 10: every evaluation runs
     assert hist[-1]["train_loss"] < 0.6 * hist[0]["train_loss"]
     assert hist[-1]["val_loss"] < hist[0]["val_loss"]
     assert trained.objective == "autoencoder" and trained.dim == 16

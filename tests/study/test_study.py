@@ -77,7 +77,7 @@ def test_quick_options_shrink_the_run_and_unknown_methods_are_refused() -> None:
     assert quick.methods == QUICK_METHODS
     assert (quick.limit, quick.epochs, quick.block, quick.eager, quick.growth) == (400, 3, 100, 50, 0.1)
     full = StudyOptions(dataset="digits").resolved()
-    assert (full.limit, full.epochs, full.block, full.eager, full.growth) == (None, 30, 500, 100, 0.05)
+    assert (full.limit, full.epochs, full.block, full.eager, full.growth) == (None, None, 500, 100, 0.05)
     assert len(full.methods) == 8
     with pytest.raises(ValueError, match="unknown method"):
         StudyOptions(dataset="digits", methods=("raw+lr", "nope"))
