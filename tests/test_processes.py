@@ -80,14 +80,16 @@ def test_run_backend_serves_with_its_own_persistent_redis_and_stops_everything_o
         assert r.config_get("appendonly") == {"appendonly": "yes"}
         assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         assert (tmp_path / "var" / "redis").is_dir()
-        processes.wait_for(lambda: Worker.all(connection=r), timeout=90, what="the RQ worker")
+        processes.wait_for(lambda: len(Worker.all(connection=r)) >= 2, timeout=90, what="the two RQ workers")
         argvs = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in processes.descendants(p.pid)]
         # the worker (and its scheduler, forked with the same command line): python .../rq worker ...
         rq = sorted({tuple(a) for a in argvs if len(a) > 2 and a[1].endswith(b"/rq") and a[2] == b"worker"})
-        assert len(rq) == 1, argvs
-        for option in (b"--with-scheduler", b"backend.worker.PreloadedWorker", b"--maintenance-interval"):
-            assert option in rq[0], rq[0]
-        assert rq[0][rq[0].index(b"--maintenance-interval") + 1] == b"30"
+        # one worker per --rq-workers on the job queue, plus one on the graph lane's queue
+        assert sorted(a[-2] for a in rq) == [b"dalt", b"dalt-graph"], argvs  # cmdline ends with a NUL
+        for worker in rq:
+            for option in (b"--with-scheduler", b"backend.worker.PreloadedWorker", b"--maintenance-interval"):
+                assert option in worker, worker
+            assert worker[worker.index(b"--maintenance-interval") + 1] == b"30"
         processes.wait_for(lambda: "Ctrl-C stops everything" in p.log(), timeout=30, what="the start line")
         os.kill(p.pid, signal.SIGINT)
         assert p.proc.wait(60) == 0, p.tail()
