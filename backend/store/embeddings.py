@@ -6,13 +6,29 @@ from several processes without reading it first. Reads come in one round trip fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
 from backend.store import codec, keys
 from backend.store.base import StoreBase
 from backend.store.scripts import Batch, Reply, gather
+
+
+def read_slots_in(batch: Batch, key_of: Callable[[int], str], task_ids: Iterable[int], width: int
+                  ) -> Reply[tuple[np.ndarray, np.ndarray]]:
+    """Queue the reads of ``task_ids``' slots in 256-task buckets named by ``key_of(bucket)``: ``(float32 [n,
+    width], found)``. Embeddings and the graph lane's snapshots share this layout (``codec``)."""
+    ids = [int(t) for t in task_ids]
+    reads = codec.plan_reads(ids)
+    parts = []
+    for read in reads:
+        key = key_of(read.bucket)
+        if read.slot is None:
+            parts.append(batch.command("get", key))
+        else:
+            parts.append(batch.command("getrange", key, *codec.slot_range(read.slot, width)))
+    return gather(parts, lambda replies: codec.assemble(reads, replies, ids, width))
 
 
 class EmbeddingParts(StoreBase):
@@ -45,16 +61,7 @@ class EmbeddingParts(StoreBase):
     ) -> Reply[tuple[np.ndarray, np.ndarray]]:
         """Queue the reads of ``task_ids``' embeddings; the reply is ``(vectors, found)``, see
         :meth:`get_embeddings`."""
-        ids = [int(t) for t in task_ids]
-        reads = codec.plan_reads(ids)
-        parts = []
-        for read in reads:
-            key = keys.embedding_bucket(pid, version, read.bucket)
-            if read.slot is None:
-                parts.append(batch.command("get", key))
-            else:
-                parts.append(batch.command("getrange", key, *codec.slot_range(read.slot, dim)))
-        return gather(parts, lambda replies: codec.assemble(reads, replies, ids, dim))
+        return read_slots_in(batch, lambda bucket: keys.embedding_bucket(pid, version, bucket), task_ids, dim)
 
     def get_embeddings(
         self, pid: int, version: str, task_ids: Iterable[int], dim: int | None = None

@@ -24,7 +24,8 @@ import redis
 from backend.graph import K, Neighbours
 from backend.store import codec, keys
 from backend.store.base import StoreBase
-from backend.store.scripts import Batch, Reply, gather
+from backend.store.embeddings import read_slots_in
+from backend.store.scripts import Batch, Reply
 
 KEEP_SNAPSHOTS = 2
 CHUNK = 512  # buckets per MGET / pipeline
@@ -170,16 +171,7 @@ class GraphParts(StoreBase):
     def snapshot_rows_in(self, batch: Batch, pid: int, snap: int, task_ids: Iterable[int], n_classes: int
                          ) -> Reply[tuple[np.ndarray, np.ndarray]]:
         """Queue the reads of tasks' rows of snapshot ``snap``: ``(float32 [n, classes], found)``."""
-        ids = [int(t) for t in task_ids]
-        reads = codec.plan_reads(ids)
-        parts = []
-        for read in reads:
-            key = keys.spread_bucket(pid, snap, read.bucket)
-            if read.slot is None:
-                parts.append(batch.command("get", key))
-            else:
-                parts.append(batch.command("getrange", key, *codec.slot_range(read.slot, n_classes)))
-        return gather(parts, lambda replies: codec.assemble(reads, replies, ids, n_classes))
+        return read_slots_in(batch, lambda bucket: keys.spread_bucket(pid, snap, bucket), task_ids, n_classes)
 
     def snapshot_rows(self, pid: int, snap: int, task_ids: Iterable[int], n_classes: int
                       ) -> tuple[np.ndarray, np.ndarray]:
