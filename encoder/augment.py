@@ -4,9 +4,13 @@ Why policies: what an encoder should ignore depends on the data. A photograph of
 mirrored, cropped to its head or under warmer light, so photos get random resized crops, horizontal
 flips and colour jitter. A handwritten digit is NOT flip-invariant (a mirrored 2 is no digit, a mirrored
 6 is close to a 9's stroke order) and cropping half of it away changes its class, so digits get only
-small affine moves (a few degrees, a few percent scale, a pixel or two of shift) and mild contrast
-changes. ``policy_for(channels)`` picks ``"digits"`` for grayscale and ``"photo"`` for RGB data (the
-only thing the encoder knows about the data); pass ``policy=`` to the objectives to choose explicitly.
+small affine moves (a few degrees, a few percent scale, a pixel or two of shift), a smooth elastic warp
+of about two pixels (strokes bend as handwriting varies), mild contrast changes and faint pixel noise.
+The warp and the noise were chosen by measurement: on a 600-image MNIST project they lifted the
+default's rest accuracy at 100 labels from 86.6% to 92.2% (docs/study.md, "Augmentation").
+``policy_for(channels)`` picks ``"digits"`` for grayscale and ``"photo"`` for RGB data (the only thing
+the encoder knows about the data); pass ``policy=`` to the objectives to choose explicitly. The other
+entries of ``POLICIES`` are the alternatives that measurement compared, kept so it can be rerun.
 
 Everything is batched torch (one ``affine_grid``/``grid_sample`` per batch), so augmenting costs far
 less than the encoder's own forward pass, and takes a ``torch.Generator`` so a seed reproduces it.
@@ -36,6 +40,11 @@ class AugmentPolicy:
         flip: mirror left-right with probability 1/2.
         brightness, contrast, saturation: jitter strength ``s``; factors are drawn from ``[1-s, 1+s]``.
         grayscale: probability of turning an RGB image gray.
+        elastic: most displacement of a smooth random warp, as a fraction of the image side (0: none). The
+            warp is a ``elastic_grid`` x ``elastic_grid`` field of random offsets upsampled bicubically,
+            so strokes bend the way handwriting varies rather than the whole image moving.
+        elastic_grid: control points per side of the warp.
+        noise: standard deviation of Gaussian pixel noise added last (0: none).
         padding: ``grid_sample`` padding: ``"zeros"`` for digits on black, ``"border"`` for photos.
     """
 
@@ -49,12 +58,30 @@ class AugmentPolicy:
     contrast: float = 0.0
     saturation: float = 0.0
     grayscale: float = 0.0
+    elastic: float = 0.0
+    elastic_grid: int = 4
+    noise: float = 0.0
     padding: str = "zeros"
 
 
 POLICIES: dict[str, AugmentPolicy] = {
     "digits": AugmentPolicy(
-        "digits", rotate=12.0, scale=(0.85, 1.1), translate=0.1, brightness=0.2, contrast=0.3, padding="zeros"
+        "digits", rotate=12.0, scale=(0.85, 1.1), translate=0.1, brightness=0.2, contrast=0.3,
+        elastic=0.08, noise=0.05, padding="zeros"
+    ),
+    "digits-affine": AugmentPolicy(
+        "digits-affine", rotate=12.0, scale=(0.85, 1.1), translate=0.1, brightness=0.2, contrast=0.3, padding="zeros"
+    ),
+    "digits-strong": AugmentPolicy(
+        "digits-strong", rotate=12.0, scale=(0.85, 1.1), translate=0.1, brightness=0.2, contrast=0.3,
+        elastic=0.12, noise=0.1, padding="zeros"
+    ),
+    "photo-light": AugmentPolicy(
+        "photo-light", crop=(0.5, 1.0), flip=True, brightness=0.2, contrast=0.2, saturation=0.2, padding="border"
+    ),
+    "photo-strong": AugmentPolicy(
+        "photo-strong", crop=(0.08, 1.0), flip=True, brightness=0.8, contrast=0.8, saturation=0.8, grayscale=0.2,
+        padding="border",
     ),
     "photo": AugmentPolicy(
         "photo",
@@ -126,6 +153,11 @@ def augment(batch: torch.Tensor, policy: AugmentPolicy, generator: torch.Generat
         dim=1,
     )
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    if p.elastic:
+        g = max(2, p.elastic_grid)
+        offsets = (2 * torch.rand(b, 2, g, g, generator=generator, device=dev) - 1) * (2 * p.elastic)
+        field = F.interpolate(offsets, size=batch.shape[2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
     out = F.grid_sample(batch, grid, mode="bilinear", padding_mode=p.padding, align_corners=False)
     # Photometric jitter, per image.
     shape = (b, 1, 1, 1)
@@ -140,6 +172,8 @@ def augment(batch: torch.Tensor, policy: AugmentPolicy, generator: torch.Generat
         if p.grayscale:
             sat = torch.where(torch.rand(b, generator=generator, device=dev) < p.grayscale, torch.zeros_like(sat), sat)
         out = gray + (out - gray) * sat.view(shape)
+    if p.noise:
+        out = out + p.noise * torch.randn(out.shape, generator=generator, device=dev)
     return out.clamp_(0.0, 1.0)
 
 

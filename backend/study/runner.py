@@ -71,7 +71,7 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
             if order_kind == "coldstart":
                 t0 = time.perf_counter()
                 k_clusters = opts.clusters or default_clusters(len(ds.labels), len(ds.classes))
-                order = typicality_order(order, feats.vectors, k_clusters, seed=opts.seed)
+                order = coldstart_order(order, feats.vectors, k_clusters, opts.seed)
                 report.setdefault("coldstart", {})[name] = {"clusters": k_clusters,
                                                                "seconds": round(time.perf_counter() - t0, 2)}
             pid = BASE_PID + 100 * opts.seed + k + 1
@@ -89,6 +89,18 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
     report["bulk_accept"] = bulk_summary(report["methods"][default].get("bulk_accept") or {})
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     return report
+
+
+def coldstart_order(order: np.ndarray, vectors: np.ndarray, clusters: int, seed: int) -> np.ndarray:
+    """The cold-start order of the positions in ``order``: their vectors travel with them.
+
+    Why: ``order`` may be any permutation (file order replays one class after another), and
+    ``typicality_order`` pairs ids with vectors row by row, so the vectors must be permuted the same way.
+    The result does not keep ``order``: as ``dalt order`` does in a project, the most typical task of each
+    cluster comes first and the rest follow in a seeded random order, whatever the import order was.
+    """
+    order = np.asarray(order, np.int64)
+    return typicality_order(order, np.asarray(vectors)[order], clusters, seed=seed)
 
 
 def summary_line(report: dict[str, Any]) -> str:

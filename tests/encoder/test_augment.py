@@ -71,3 +71,30 @@ def test_augmented_autoencoder_is_registered_and_trains(mnist_small) -> None:
     assert art.objective == "augmented-autoencoder"
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert art.encode(images[:5]).shape == (5, 8)
+
+
+def _row_centres(batch: torch.Tensor) -> torch.Tensor:
+    """x centre of mass of each image row that holds ink: ``[B, rows]``."""
+    xs = torch.arange(batch.shape[-1], dtype=torch.float32)
+    ink = batch[:, 0, 8:20]  # rows well inside the stroke
+    return (ink * xs).sum(-1) / ink.sum(-1).clamp(min=1e-6)
+
+
+def test_elastic_warp_bends_strokes_within_its_bound_while_a_shift_keeps_them_straight() -> None:
+    batch = torch.zeros(64, 1, 28, 28)
+    batch[:, :, 4:24, 12:16] = 1.0  # a vertical stroke
+    shifted = augment(batch, AugmentPolicy("shift", translate=0.1), _gen(0))
+    warped = augment(batch, AugmentPolicy("warp", elastic=0.1), _gen(0))
+    assert float(_row_centres(shifted).std(dim=1).max()) < 0.05  # a rigid move: every row moved alike
+    bend = _row_centres(warped).std(dim=1)
+    assert float(bend.median()) > 0.3  # the stroke is no longer straight
+    moved = (_row_centres(warped) - 13.5).abs()
+    assert float(moved.max()) <= 0.1 * 28 + 1.0  # at most `elastic` of the side, plus interpolation
+
+
+def test_pixel_noise_has_the_policy_strength_and_digits_policy_uses_it() -> None:
+    grey = torch.full((16, 1, 28, 28), 0.5)
+    out = augment(grey, AugmentPolicy("noise", noise=0.1), _gen(0))
+    assert 0.09 < float(out.std()) < 0.11
+    assert POLICIES["digits"].elastic > 0 and POLICIES["digits"].noise > 0
+    assert POLICIES["photo"].elastic == 0  # photos keep their geometry: crops and flips only

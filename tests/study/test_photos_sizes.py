@@ -95,3 +95,19 @@ def test_both_orders_replay_every_method_on_the_same_features(tmp_path: Path, st
     report = json.loads((tmp_path / "both.json").read_text())
     assert set(report["methods"]) == {"pca+lr@random", "pca+lr@sorted"} and report["order"] == "both"
     assert {m["task_order"] for m in report["methods"].values()} == {"random", "sorted"}
+
+
+def test_coldstart_in_file_order_leads_with_the_typical_task_of_every_cluster() -> None:
+    from backend.study.runner import coldstart_order
+
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    ring = np.stack([np.cos(np.arange(9) * 2 * np.pi / 9), np.sin(np.arange(9) * 2 * np.pi / 9)], axis=1)
+    # Task 10c is cluster c's exact centre (and its mean); nine more sit on a unit ring around it.
+    vectors = np.concatenate([np.vstack([centres[c], centres[c] + ring]) for c in range(3)])
+    cluster_of = np.repeat(np.arange(3), 10)
+    centre_tasks = {0, 10, 20}
+    imported = np.argsort(np.arange(30) % 7, kind="stable")  # any permutation but the identity
+    order = coldstart_order(imported, vectors, 3, seed=0)
+    assert sorted(order.tolist()) == list(range(30))
+    assert set(order[:3].tolist()) == centre_tasks
+    assert sorted(cluster_of[order[:3]].tolist()) == [0, 1, 2]
