@@ -48,14 +48,21 @@ class RegrowResult:
 
 def regrow_due(store: Store, config: Config, pid: int) -> bool:
     """Whether the current encoder has encoded ``encoder_regrow`` times the tasks the project held when it was
-    trained (its training sample is capped by ``--train-limit``, so the sample size would regrow forever)."""
+    trained (its training sample is capped by ``--train-limit``, so the sample size would regrow forever).
+
+    Every new-task job asks, so the answer costs three commands whatever the project's size: the encoder's
+    embedding count is kept by the store in the same Lua steps that write and clear embedding slots
+    (``backend.store.embeddings``), so it stays exact with several encoding jobs at once (a task counts once,
+    when its slot first gets a vector) and with deleted tasks (forgetting one takes it off). An encoder
+    stored before counts were kept is counted once, on its first check, and its count kept from then on.
+    """
     if config.encoder_regrow <= 0:
         return False
     info = store.current_encoder(pid)
     trained_at = info.meta.get("project_tasks") or info.meta.get("samples") if info is not None else None
     if info is None or not trained_at:
         return False
-    encoded = len(store.encoded_task_ids(pid, info.version))
+    encoded = store.encoded_count(pid, info.version, info.dim)
     return encoded >= config.encoder_regrow * int(trained_at)
 
 

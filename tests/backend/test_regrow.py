@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from backend import bulk, regrow
 from backend.config import Config
 from backend.encoding import encode_missing
 from backend.queueing import enqueue_regrow
-from backend.store import Store
+from backend.store import Store, keys
 from tests.encoder import conftest as encoder_fixtures
 from tests.encoder.conftest import png_bytes
 from tests.fake_label_studio import FakeLabelStudio
@@ -84,3 +85,49 @@ def test_held_out_accuracy_tells_separable_vectors_from_noise() -> None:
     noise = rng.normal(0, 1, (60, 8))
     assert regrow.held_out_accuracy(good, labels) > 0.9 > regrow.held_out_accuracy(noise, labels)
     assert regrow.held_out_accuracy(good[:3], labels[:3]) is None  # one label per class: no held-out fold
+
+def test_the_due_check_reads_a_kept_count_whatever_the_project_size(store: Store, config: Config,
+                                                                    monkeypatch) -> None:
+    cfg = dataclasses.replace(config, encoder_regrow=2.0)
+    store.put_encoder(PID, "enc-a", b"", {"dim": 4, "project_tasks": 50})  # due at 100 encoded tasks
+    vec = np.ones(4, np.float32)
+
+    def put(ids) -> None:
+        store.put_embeddings(PID, "enc-a", {t: vec * t for t in ids})
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the due check read every embedding of the project")
+
+    for name in ("encoded_task_ids", "all_embeddings"):
+        monkeypatch.setattr(store, name, forbidden)
+    commands: list[int] = []
+
+    def due() -> bool:
+        start = int(store.r.info("stats")["total_commands_processed"])
+        out = regrow.regrow_due(store, cfg, PID)
+        commands.append(int(store.r.info("stats")["total_commands_processed"]) - start)
+        return out
+
+    put(range(1, 11))
+    due()  # loads the scripts once
+    assert not due()
+    put(range(11, 61))
+    put(range(1, 31))  # tasks encoded again (a retried job, /predict beside a job) count once
+    assert not due() and store.encoded_count(PID, "enc-a", 4) == 60
+    jobs = [threading.Thread(target=put, args=(range(a, a + 40),)) for a in (61, 71, 81)]  # overlapping jobs
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert store.encoded_count(PID, "enc-a", 4) == 120
+    assert due()
+    store.forget_tasks(PID, range(100, 131))  # deleted tasks leave the count (121-130 were never encoded)
+    assert store.encoded_count(PID, "enc-a", 4) == 99 and not due()
+    assert len(set(commands[1:])) == 1 and commands[-1] <= 5  # the same few commands for 10 tasks or 120
+    # an encoder stored before counts were kept: counted once, then the count is kept and followed
+    store.r.delete(keys.embedding_count(PID, "enc-a"))
+    assert not due() and store.r.get(keys.embedding_count(PID, "enc-a")) == b"99"
+    put([200])
+    assert due() and store.encoded_count(PID, "enc-a", 4) == 100
+    store.drop_encoder(PID, "enc-a")
+    assert store.r.get(keys.embedding_count(PID, "enc-a")) is None
