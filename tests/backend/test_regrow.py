@@ -12,6 +12,9 @@ from rq import Queue
 from backend import bulk, regrow
 from backend.config import Config
 from backend.encoding import encode_missing
+from backend.graphlane import spread_project, update_graph
+from backend.heads import SnapshotSpreadingHead
+from backend.predict import HeadCache
 from backend.queueing import enqueue_regrow
 from backend.store import Store, keys
 from tests.encoder import conftest as encoder_fixtures
@@ -64,8 +67,34 @@ def test_a_doubled_project_regrows_its_encoder_and_the_head_follows(grown, store
     new = store.current_encoder(PID)
     assert new is not None and new.version == result.new_version != old and new.meta["project_tasks"] == 40
     assert store.encoded_task_ids(PID, new.version) == set(range(1, 41))
-    assert result.head_training_queued and bulk.head_is_stale(store, PID, new.version)
+    assert result.head_training_queued and bulk.head_is_stale(store, PID, new.version)  # no labels: no head yet
     assert not regrow.regrow_due(store, cfg, PID)  # the new encoder saw all 40
+
+
+def test_the_switch_serves_a_graph_based_head_of_the_new_encoder_at_once(grown, store: Store, mnist_small,
+                                                                         monkeypatch) -> None:
+    cfg, old = grown
+    digits = mnist_small[1]
+    for t in range(1, 41):
+        store.record_annotation(PID, 500 + t, t, str(int(digits[t])))
+    update_graph(store, cfg, PID)  # the old encoder's graph lane has run: its graph-based head is served
+    before = spread_project(store, cfg, PID)
+    assert before.published["status"] == "published" and store.versions(PID)[0]["encoder_version"] == old
+    monkeypatch.setattr(regrow, "compare_encoders", lambda *a: (0.5, 0.6, 40))
+    result = regrow.regrow_encoder(store, cfg, PID)
+    new = store.current_encoder(PID)
+    assert result.status == "switched" and new is not None and new.version == result.new_version != old
+    assert store.graph_meta(PID, new.version) is not None  # built before the switch, not queued after it
+    assert store.read_graph(PID, new.version).ids.tolist() == list(range(1, 41)) and result.graph == "built"
+    # the head served right after the switch is the graph-based one, naming a snapshot of the new encoder
+    served = store.current_version(PID)
+    assert served == result.head_version and not result.head_training_queued
+    head, meta = HeadCache().get(store, PID, served)
+    assert isinstance(head, SnapshotSpreadingHead) and meta["encoder_version"] == new.version
+    assert head.snapshot == meta["snapshot"] == result.snapshot > before.snapshot
+    assert store.snapshots(PID)[result.snapshot]["encoder_version"] == new.version
+    assert list(store.snapshots(PID)) == [result.snapshot]  # the old encoder's snapshot went once unnamed
+    assert not result.spread_queued  # no label arrived during the job: the snapshot is current
 
 
 def test_a_worse_candidate_is_dropped_and_the_project_keeps_its_encoder(grown, store: Store, monkeypatch) -> None:
@@ -85,6 +114,7 @@ def test_held_out_accuracy_tells_separable_vectors_from_noise() -> None:
     noise = rng.normal(0, 1, (60, 8))
     assert regrow.held_out_accuracy(good, labels) > 0.9 > regrow.held_out_accuracy(noise, labels)
     assert regrow.held_out_accuracy(good[:3], labels[:3]) is None  # one label per class: no held-out fold
+
 
 def test_the_due_check_reads_a_kept_count_whatever_the_project_size(store: Store, config: Config,
                                                                     monkeypatch) -> None:
