@@ -8,11 +8,13 @@ directly):
   neighbour list only changes where a new task is closer than its 10th neighbour). Never runs on the
   training path.
 * :func:`spread_project`: label spreading over the stored graph, warm-started from the newest snapshot's
-  distributions, written as a new snapshot (once, not per head version); then the fast lane's code
-  (``backend.training.train_project``) publishes a head that names it, under the usual publish rule, so
-  ``/setup`` and ``/predict`` always serve one coherent version.
+  distributions, written as a new snapshot (once, not per head version: :func:`spread_snapshot`); then the
+  fast lane's code (``backend.training.train_project``) publishes a head that names it, under the usual
+  publish rule, so ``/setup`` and ``/predict`` always serve one coherent version (:func:`publish_naming`).
 
-Both hold the project's graph lock, so an update and a propagation never overlap.
+Both hold the project's graph lock, so an update and a propagation never overlap. The graph and the
+snapshot can also be made for an encoder that is not current yet (``version``): a regrow builds its
+candidate's before switching to it (``backend.regrow``), so the first head after the switch uses them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from backend import graph
 from backend.config import Config
 from backend.store import Store
-from backend.training import train_project
+from backend.training import TrainResult, train_project
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +53,17 @@ class LaneResult:
         return asdict(self)
 
 
-def update_graph(store: Store, config: Config, pid: int) -> LaneResult:
-    """Build the current encoder's graph, or add the tasks encoded since it was built (see the module)."""
+def update_graph(store: Store, config: Config, pid: int, version: str | None = None) -> LaneResult:
+    """Build the current encoder's graph, or add the tasks encoded since it was built (see the module).
+
+    Args:
+        version: build or grow this encoder version's graph instead (a regrow's candidate, not current yet).
+    """
     t0 = time.perf_counter()
     result = LaneResult(project=pid, status="skipped")
-    encoder = store.current_encoder(pid)
+    encoder = store.encoder_info(pid, version) if version else store.current_encoder(pid)
     if encoder is None:
-        result.reason = "the project has no encoder yet"
+        result.reason = f"the project has no encoder {version}" if version else "the project has no encoder yet"
         return result
     ids, X = store.all_embeddings(pid, encoder.version)
     meta = store.graph_meta(pid, encoder.version)
@@ -103,13 +109,31 @@ def update_graph(store: Store, config: Config, pid: int) -> LaneResult:
 def spread_project(store: Store, config: Config, pid: int) -> LaneResult:
     """Propagate the labels over the stored graph into a new snapshot, then publish a head naming it."""
     t0 = time.perf_counter()
+    result = spread_snapshot(store, config, pid)
+    if result.status != "spread":
+        return result
+    result.published = publish_naming(store, config, pid, result.snapshot).as_dict()
+    result.seconds = time.perf_counter() - t0
+    log.info("project %s: spread snapshot %d (%d tasks, %d sweeps, %.2fs) -> %s", pid, result.snapshot,
+             result.tasks, result.sweeps, result.seconds, result.published.get("status"))
+    return result
+
+
+def spread_snapshot(store: Store, config: Config, pid: int, version: str | None = None) -> LaneResult:
+    """Propagate the labels over the current encoder's stored graph into a new snapshot; publish nothing.
+
+    Args:
+        version: spread over this encoder version's graph instead (a regrow's candidate, not current yet);
+            the snapshot names it, so only heads of that encoder use it.
+    """
+    t0 = time.perf_counter()
     result = LaneResult(project=pid, status="skipped")
     generation = store.generation(pid)  # before the labels, as training does
     classes = list(store.project(pid).get("classes") or [])
     labels = store.labels(pid)
     if classes:
         labels = {t: v for t, v in labels.items() if v in classes}
-    encoder = store.current_encoder(pid)
+    encoder = store.encoder_info(pid, version) if version else store.current_encoder(pid)
     if encoder is None or not labels:
         result.reason = "no encoder yet" if encoder is None else "no labels"
         return result
@@ -143,11 +167,15 @@ def spread_project(store: Store, config: Config, pid: int) -> LaneResult:
         "encoder_version": encoder.version, "classes": order, "generation": generation, "labels": int(hit.sum()),
         "sweeps": result.sweeps, "warm": start is not None, "seconds": round(time.perf_counter() - t0, 3)})
     result.status, result.snapshot = "spread", int(snap["snapshot"])
-    result.published = train_project(store, config, pid).as_dict()
-    newest = store.versions(pid)[:1]
-    if newest and newest[0].get("snapshot") == result.snapshot:
-        store.drop_snapshots_before(pid, result.snapshot)  # the served head names the new one: one copy at rest
     result.seconds = time.perf_counter() - t0
-    log.info("project %s: spread snapshot %d (%d tasks, %d labels, %d sweeps, %.2fs) -> %s", pid, result.snapshot,
-             result.tasks, int(hit.sum()), result.sweeps, result.seconds, result.published.get("status"))
     return result
+
+
+def publish_naming(store: Store, config: Config, pid: int, snapshot: int) -> TrainResult:
+    """Publish a head with the fast lane's code (it names the current encoder's newest snapshot); once the
+    served head names ``snapshot``, drop the older snapshots, so one copy of the per-task rows stays at rest."""
+    published = train_project(store, config, pid)
+    newest = store.versions(pid)[:1]
+    if snapshot and newest and newest[0].get("snapshot") == snapshot:
+        store.drop_snapshots_before(pid, snapshot)
+    return published

@@ -45,7 +45,7 @@ def train_project_job(pid: int) -> dict:
     if not store.project(pid).get("label_config"):  # purged (or never configured): leave no key behind
         store.clear_train_pending(pid)
         return {"project": pid, "status": "skipped", "reason": "unknown project"}
-    with _held(store.train_lock(pid, ttl=TRAIN_LOCK_TTL)) as lock_times:
+    with held(store.train_lock(pid, ttl=TRAIN_LOCK_TTL)) as lock_times:
         store.clear_train_pending(pid)  # FIRST (after the lock): labels arriving from now on queue one more run
         t0 = time.perf_counter()
         try:
@@ -83,7 +83,7 @@ def update_graph_job(pid: int) -> dict:
     from backend.queueing import enqueue_spreading
 
     store, config = _context()
-    with _held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
+    with held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
         store.clear_graph_pending(pid)  # FIRST (after the lock): tasks encoded from now on queue one more
         result = update_graph(store, config, pid)
     out = result.as_dict()
@@ -101,13 +101,13 @@ def spread_project_job(pid: int) -> dict:
     if not store.project(pid).get("label_config"):
         store.clear_spread_pending(pid)
         return {"project": pid, "status": "skipped", "reason": "unknown project"}
-    with _held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
+    with held(store.graph_lock(pid, ttl=TRAIN_LOCK_TTL)):
         store.clear_spread_pending(pid)  # FIRST (after the lock): labels arriving from now on queue one more
         return dict(spread_project(store, config, pid).as_dict(), peak_rss_mb=peak_rss_mb())
 
 
 @contextmanager
-def _held(lock: Lock) -> Iterator[list[float]]:
+def held(lock: Lock) -> Iterator[list[float]]:
     """Hold a redis-py lock, extending it from a thread while the body runs; yields [acquired, released]."""
     lock.acquire(blocking=True)
     times = [time.time()]

@@ -2,6 +2,15 @@
 
 Writes are ``SETRANGE`` of one slot per task, so encoding can add tasks to a bucket in any order and
 from several processes without reading it first. Reads come in one round trip for any number of tasks.
+
+Each version keeps a count of its embeddings (``P:emb:<ver>:count``), so "how many tasks has this encoder
+encoded" costs one command, not a read of every bucket (the regrow check asks it after every new-task job).
+The count is exact under concurrency because it changes in the same Lua step as the slot flags
+(``lua/put_embeddings.lua``, ``lua/clear_embeddings.lua``): a task counts when its slot goes from absent to
+present and uncounts when it goes back, so two jobs writing one task count it once, a rewritten task never
+counts again, and a forgotten task (``LifecycleParts.forget_tasks``) leaves the count. A version stored
+before counts were kept has none; :meth:`EmbeddingParts.encoded_count` counts its slots once, in one Lua
+step (O(project) inside Redis, once per such version), and keeps the count.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ import numpy as np
 from backend.store import codec, keys
 from backend.store.base import StoreBase
 from backend.store.scripts import Batch, Reply, gather
+
+PUT_CHUNK = 1024  # slots per put_embeddings script call: each call is atomic, so it must stay short
 
 
 def read_slots_in(batch: Batch, key_of: Callable[[int], str], task_ids: Iterable[int], width: int
@@ -35,7 +46,9 @@ class EmbeddingParts(StoreBase):
     """Embeddings by task id and encoder version."""
 
     def put_embeddings(self, pid: int, version: str, vectors: Mapping[int, np.ndarray]) -> int:
-        """Write task embeddings made by encoder ``version`` in one pipeline; returns how many.
+        """Write task embeddings made by encoder ``version`` in one round trip; returns how many.
+
+        The version's embedding count follows in the same Lua steps (see the module docstring).
 
         Raises:
             KeyError: the encoder version is unknown (``put_encoder`` first).
@@ -46,15 +59,34 @@ class EmbeddingParts(StoreBase):
         info = self.encoder_info(pid, version)  # type: ignore[attr-defined]
         if info is None:
             raise KeyError(f"encoder {version!r} of project {pid} is unknown; put_encoder first")
-        pipe = self.r.pipeline(transaction=False)
-        buckets: set[int] = set()
-        for task_id, vec in vectors.items():
-            bucket, offset, data = codec.encode_slot(task_id, vec, info.dim)
-            buckets.add(bucket)
-            pipe.setrange(keys.embedding_bucket(pid, version, bucket), offset, data)
-        pipe.sadd(keys.embedding_buckets(pid, version), *buckets)
-        pipe.execute()
+        batch = self.batch()
+        items = list(vectors.items())
+        replies = []
+        for start in range(0, len(items), PUT_CHUNK):
+            positions: dict[int, int] = {}  # bucket -> its key's position among the call's bucket keys
+            slots: list = []
+            for task_id, vec in items[start : start + PUT_CHUNK]:
+                bucket, offset, data = codec.encode_slot(task_id, vec, info.dim)
+                slots += [positions.setdefault(bucket, len(positions) + 1), offset, data]
+            bucket_keys = [keys.embedding_bucket(pid, version, b) for b in positions]
+            replies.append(batch.script(
+                "put_embeddings", [keys.embedding_count(pid, version), keys.embedding_buckets(pid, version),
+                                   *bucket_keys], [*positions, *slots]))
+        batch.execute()
+        failed = next((r.error for r in replies if r.error is not None), None)
+        if failed is not None:
+            raise failed
         return len(vectors)
+
+    def encoded_count(self, pid: int, version: str, dim: int) -> int:
+        """How many tasks have an embedding from encoder ``version`` (``dim`` its vector length): one command.
+
+        Counted once, then kept, for a version stored before counts were (see the module docstring).
+        """
+        reply = self._alone(lambda batch: batch.script(
+            "count_embeddings", [keys.embedding_count(pid, version), keys.embedding_buckets(pid, version)],
+            [keys.embedding_bucket_prefix(pid, version), codec.slot_size(dim)], decode=int))
+        return int(reply)
 
     def embeddings_in(
         self, batch: Batch, pid: int, version: str, task_ids: Iterable[int], dim: int
@@ -135,4 +167,4 @@ class EmbeddingParts(StoreBase):
         buckets = list(self.r.smembers(set_key))
         for start in range(0, len(buckets), 1000):
             self.r.delete(*[keys.embedding_bucket(pid, version, int(b)) for b in buckets[start : start + 1000]])
-        self.r.delete(set_key)
+        self.r.delete(set_key, keys.embedding_count(pid, version))

@@ -26,6 +26,8 @@ key                            type    what it holds (who writes it)
                                        encoder ``<ver>``: 256 slots of ``1 + 2*dim`` bytes, a flag byte
                                        (1 = present) then float16 little-endian values (``codec``)
 ``P:emb:<ver>:buckets``        set     bucket numbers that exist for encoder ``<ver>``
+``P:emb:<ver>:count``          string  how many tasks have an embedding from ``<ver>``, kept by the
+                                       scripts that write and clear slots (the regrow check reads it)
 ``P:knn:<ver>:<bucket>``       string  the neighbour graph of encoder ``<ver>`` (``backend.graph``): 256 slots
                                        of ``1 + 6*K`` bytes (K = 10): a flag byte, K neighbour task ids
                                        (int32 LE, -1: none), K squared distances (float16), nearest first
@@ -115,12 +117,21 @@ def encoder_blob(pid: int, version: str) -> str:
 
 
 # ---- embeddings ----------------------------------------------------------------------------------
+def embedding_bucket_prefix(pid: int, version: str) -> str:
+    """``P:emb:<ver>:``; a bucket number completes it (the counting script builds bucket keys with it)."""
+    return _k(pid, "emb", version) + ":"
+
+
 def embedding_bucket(pid: int, version: str, bucket: int) -> str:
-    return _k(pid, "emb", version, int(bucket))
+    return embedding_bucket_prefix(pid, version) + str(int(bucket))
 
 
 def embedding_buckets(pid: int, version: str) -> str:
     return _k(pid, "emb", version, "buckets")
+
+
+def embedding_count(pid: int, version: str) -> str:
+    return _k(pid, "emb", version, "count")
 
 
 # ---- the neighbour graph and spread snapshots (backend.graph, backend.graphlane) -----------------

@@ -37,9 +37,9 @@ class LifecycleParts(StoreBase):
 
     def forget_tasks(self, pid: int, task_ids: Iterable[int]) -> Forgotten:
         """Forget deleted tasks: labels (the generation is bumped when one goes), their annotations (also from
-        the seen-annotations set), served suggestions, their embeddings and graph rows of every encoder
-        version, and their rows of the kept spread snapshots. Neighbour lists that name them keep the id: the
-        graph lane skips neighbours that are no longer in the graph.
+        the seen-annotations set), served suggestions, their embeddings (each version's embedding count
+        follows) and graph rows of every encoder version, and their rows of the kept spread snapshots.
+        Neighbour lists that name them keep the id: the graph lane skips neighbours no longer in the graph.
 
         Two round trips: the encoder versions, their dims and the snapshots, then everything else in one batch.
         """
@@ -71,7 +71,8 @@ class LifecycleParts(StoreBase):
                 continue
             bucket_keys = [keys.embedding_bucket(pid, version, b) for b, _ in slots]
             offsets = [s * codec.slot_size(dim) for _, s in slots]
-            cleared.append(batch.script("clear_slots", bucket_keys, offsets, decode=int))
+            cleared.append(batch.script("clear_embeddings", [keys.embedding_count(pid, version), *bucket_keys],
+                                        offsets, decode=int))
         batch.execute()
         return Forgotten(len(ids), labels.value, sum(c.value for c in cleared))
 

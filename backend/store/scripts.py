@@ -25,11 +25,15 @@ from redis.commands.core import Script
 from backend.store.connection import Client
 
 NAMES = ("record_annotation", "delete_annotations", "record_outcome", "observe_annotations", "publish_head",
-         "save_settings", "forget_tasks", "clear_slots", "review_bulk")
+         "save_settings", "forget_tasks", "clear_slots", "review_bulk", "put_embeddings", "clear_embeddings",
+         "count_embeddings")
 # Lua files of shared functions, put in front of the scripts that call them (a script is one chunk).
 PRELUDES: dict[str, tuple[str, ...]] = {
     "record_annotation": ("task_labels",),
     "delete_annotations": ("task_labels",),
+    "clear_slots": ("slots",),
+    "put_embeddings": ("slots",),
+    "clear_embeddings": ("slots",),
 }
 
 T = TypeVar("T")

@@ -180,6 +180,9 @@ def test_store_transactions_locks_and_purge_stay_within_a_project_on_a_cluster(c
     assert lock.acquire(blocking=False) and not cluster_store.train_lock(a, ttl=5).acquire(blocking=False)
     lock.release()
     assert cluster_store.forget_tasks(a, [3]).labels == 1
+    assert cluster_store.encoded_count(a, "enc-test", 8) == 19  # the embedding count follows, in the slot
+    cluster_store.r.delete(keys.embedding_count(a, "enc-test"))  # counted once, building undeclared bucket keys
+    assert cluster_store.encoded_count(a, "enc-test", 8) == 19
     capped = Store(cluster_store.r, keep_versions=1)  # the publish script writes and trims undeclared head keys
     meta = {"encoder_version": "enc-test", "head": "logreg"}
     assert [capped.publish_head(a, b"w%d" % g, meta, generation=g) for g in (1, 2)] == ["v1", "v2"]
