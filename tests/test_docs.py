@@ -69,6 +69,15 @@ def test_readme_study_line_is_the_committed_study_result(name: str, paper: str) 
     assert line in _text("README.md")
 
 
+def test_readme_size_curve_is_the_committed_size_study() -> None:
+    from backend.study.sizes import size_curve_table
+
+    report = json.loads((ROOT / "docs/study/mnist_sizes.json").read_text())
+    assert report["sizes"] == [300, 600, 1000, 2000, 5000]
+    assert size_curve_table(report) in _text("README.md")
+    assert "docs/study/mnist_sizes.png" in _text("README.md")
+
+
 def _table_cells(path: str, pattern: str, section: str | None = None) -> set[str]:
     text = (ROOT / path).read_text()
     if section is not None:

@@ -81,12 +81,11 @@ def options(args: argparse.Namespace) -> StudyOptions:
 def run(args: argparse.Namespace) -> int:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # before numpy loads: sklearn fits are fastest single-threaded here
-    from backend.study.output import merge_reports, summary_table, write_outputs
+    from backend.study.output import merge_reports, print_tables, write_outputs
 
     if args.merge:
         report = merge_reports(args.merge, args.default_method)
-        print()
-        print(summary_table(report))
+        print_tables(report)
         write_outputs(report, args.json, args.plot)
         print(f"\n{report['dataset']}: merged {len(args.merge)} report(s), {len(report['methods'])} method(s); "
               f"default {report['default_method']} accepted {report['acceptance_rate']:.2%}")
@@ -97,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from backend.study.runner import run_study, summary_line
 
     report = run_study(opts)
-    print()
-    print(summary_table(report))
+    print_tables(report)
     write_outputs(report, args.json, args.plot)
     print(f"\n{summary_line(report)}")
     return 0
@@ -123,12 +121,14 @@ def run_size_curve(opts: StudyOptions, args: argparse.Namespace) -> int:
     """``--sizes``: one study per size, then the size table, JSON and plot."""
     import json
 
-    from backend.study.sizes import run_sizes, sizes_table, write_sizes_plot
+    from backend.study.sizes import run_sizes, size_curve_table, sizes_table, write_sizes_plot
 
     sizes = parse_sizes(args.sizes)
     report = run_sizes(opts, sizes)
     print()
     print(sizes_table(report))
+    print()
+    print(size_curve_table(report))
     if args.plot:
         report["plot"] = write_sizes_plot(report, args.plot)
     if args.json:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.study.bulk_accept import summary as bulk_summary
 from backend.study.options import METHODS, TARGETS
 
 
@@ -106,6 +107,35 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def bulk_accept_table(report: dict[str, Any]) -> str:
+    """The default method's bulk-accept checkpoints as Markdown ("" when the run made none).
+
+    Each cell: threshold / coverage of the remaining tasks / realised precision (wrong of accepted), for the
+    method the checkpoint planned with and the other one; ECE of the served scores, raw ones in brackets.
+    """
+    bulk = report["methods"].get(report.get("default_method", ""), {}).get("bulk_accept") or {}
+    if not bulk:
+        return ""
+
+    def cell(t: dict[str, Any] | None) -> str:
+        if not t or t.get("threshold") is None:
+            return "none"
+        return (f"{t['threshold']:g} / {pct(t['coverage'])} / {pct(t['realised_precision'])} "
+                f"({t['wrong']} of {t['accepted']})")
+
+    first = next(iter(bulk.values()))
+    targets = list(first["targets"])
+    methods = [first["method"], *first.get("other_methods", {})]
+    rows = ["| human labels | remaining | ECE (raw scores) | "
+            + " | ".join(f"`{m}` {t}" for m in methods for t in targets) + " |",
+            "|---|---|---|" + "---|" * (len(methods) * len(targets))]
+    for n, d in bulk.items():
+        by_method = {d["method"]: d["targets"], **d.get("other_methods", {})}
+        cells = [cell(by_method.get(m, {}).get(t)) for m in methods for t in targets]
+        rows.append(f"| {n} | {d['remaining']} | {pct(d['ece'])} ({pct(d['raw_ece'])}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def merge_reports(paths: list[Path], default_method: str) -> dict[str, Any]:
     """One report from several runs over the same dataset, order and retraining rule.
 
@@ -129,7 +159,19 @@ def merge_reports(paths: list[Path], default_method: str) -> dict[str, Any]:
     report["default_method"] = default
     report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
     report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
+    encoders = {k: v for part in parts for k, v in part.get("encoders", {}).items()}
+    if encoders:
+        report["encoders"] = encoders
+    report["bulk_accept"] = bulk_summary(report["methods"][default].get("bulk_accept") or {})
     return report
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    """The method table, and the bulk-accept table when the run made checkpoints."""
+    print()
+    print(summary_table(report))
+    if table := bulk_accept_table(report):
+        print(f"\nbulk accept ({report['default_method']}):\n{table}")
 
 
 def write_outputs(report: dict[str, Any], json_path: Path | None, plot_dir: Path | None) -> None:

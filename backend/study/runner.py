@@ -51,7 +51,7 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
     features: dict[str, Features] = {}
     report: dict[str, Any] = {"dataset": ds.name, "tasks": len(ds.labels), "classes": ds.classes,
                               "block": opts.block, "seed": opts.seed, "order": opts.order,
-                              "image_size": int(ds.images.shape[-1]),
+                              "image_size": int(ds.images.shape[-1]), "augment": opts.augment,
                               "retraining": {"eager": opts.eager, "growth": opts.growth},
                               "cpu_count": os.cpu_count(), "methods": {}, "feature_seconds": {}}
     with study_redis(opts.redis_url) as url:

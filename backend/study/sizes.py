@@ -50,6 +50,27 @@ def sizes_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def size_curve_table(report: dict[str, Any]) -> str:
+    """Markdown: one row per size, the default method's numbers then every other method's (the README's table).
+
+    Why a second table: the long one above lists every (method, size); a reader comparing methods at one
+    project size wants them side by side.
+    """
+    default = report["default_method"]
+    others = [m for m in report["methods"] if m != default]
+    head = (["tasks", f"{default} @50", "@100", "accepted"]
+            + [c for m in others for c in (f"{m} @50", "@100", "accepted")])
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in map(str, report["sizes"]):
+        cells = [f"{int(n):,}"]
+        for m in (default, *others):
+            v = report["methods"].get(m, {}).get(n)
+            cells += ([pct(v["rest_accuracy_50"]), pct(v["rest_accuracy_100"]), pct(v["acceptance_rate"])] if v
+                      else ["—"] * 3)
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def write_sizes_plot(report: dict[str, Any], out_dir: Path) -> str:
     """Rest accuracy at 50 and 100 labels and acceptance against project size, one line per method."""
     import matplotlib

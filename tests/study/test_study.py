@@ -100,3 +100,19 @@ def test_merge_combines_runs_split_by_method_and_refuses_other_runs(quick_report
     with pytest.raises(ValueError, match="tasks"):
         merge_reports([tmp_path / "a.json", tmp_path / "c.json"], "contrastive+spread")
     assert dalt(["study", "--merge", str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 1
+
+
+def test_bulk_accept_table_has_a_row_per_checkpoint_and_says_none_where_nothing_is_accepted() -> None:
+    from backend.study.output import bulk_accept_table
+
+    hit = {"threshold": 0.97, "coverage": 0.7, "realised_precision": 0.992, "wrong": 26, "accepted": 3431}
+    miss = {"threshold": None, "coverage": 0.0, "realised_precision": None, "wrong": 0, "accepted": 0}
+    checkpoint = {"remaining": 4900, "ece": 0.011, "raw_ece": 0.139, "method": "expected",
+                  "targets": {"0.99": hit, "0.995": miss}, "other_methods": {"bound": {"0.99": miss, "0.995": miss}}}
+    report = {"default_method": "m", "methods": {"m": {"bulk_accept": {"100": checkpoint, "500": checkpoint}}}}
+    lines = bulk_accept_table(report).splitlines()
+    assert lines[0] == ("| human labels | remaining | ECE (raw scores) | `expected` 0.99 | `expected` 0.995 "
+                        "| `bound` 0.99 | `bound` 0.995 |")
+    assert len(lines) == 4
+    assert lines[2] == "| 100 | 4900 | 1.1% (13.9%) | 0.97 / 70.0% / 99.2% (26 of 3431) | none | none | none |"
+    assert bulk_accept_table({"default_method": "m", "methods": {"m": {}}}) == ""
