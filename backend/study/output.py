@@ -155,15 +155,19 @@ def merge_reports(paths: list[Path], default_method: str) -> dict[str, Any]:
     report["parts"] = [{"file": p.name, "methods": list(part["methods"]), "wall_seconds": part["wall_seconds"]}
                        for p, part in zip(paths, parts, strict=True)]
     report["wall_seconds"] = max(part["wall_seconds"] for part in parts)
-    default = default_method if default_method in report["methods"] else next(iter(report["methods"]))
-    report["default_method"] = default
-    report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
-    report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
     encoders = {k: v for part in parts for k, v in part.get("encoders", {}).items()}
     if encoders:
         report["encoders"] = encoders
-    report["bulk_accept"] = bulk_summary(report["methods"][default].get("bulk_accept") or {})
+    set_default_method(report, default_method if default_method in report["methods"] else next(iter(report["methods"])))
     return report
+
+
+def set_default_method(report: dict[str, Any], default: str) -> None:
+    """Copy the default method's headline numbers to the report's top level (a run's and a merge's alike)."""
+    report["default_method"] = default
+    report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
+    report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
+    report["bulk_accept"] = bulk_summary(report["methods"][default].get("bulk_accept") or {})
 
 
 def print_tables(report: dict[str, Any]) -> None:

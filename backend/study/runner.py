@@ -15,11 +15,10 @@ import redis
 from backend.coldstart import default_clusters, typicality_order
 from backend.processes import temporary_redis
 from backend.store import Store
-from backend.study.bulk_accept import summary as bulk_summary
 from backend.study.datasets import file_order, load_dataset, shuffled
 from backend.study.features import Features, make_features
 from backend.study.options import BASE_PID, METHODS, StudyOptions
-from backend.study.output import accuracy_at, pct
+from backend.study.output import accuracy_at, pct, set_default_method
 from backend.study.replay import replay
 
 
@@ -82,11 +81,7 @@ def run_study(opts: StudyOptions, out: TextIO | None = None) -> dict[str, Any]:
                   f"{pct(accuracy_at(m['rest_accuracy'], 50))} @100 {pct(accuracy_at(m['rest_accuracy'], 100))}, "
                   f"{m['fits']} fits {m['fit_seconds']:.1f}s, replay {m['replay_seconds']:.1f}s", file=out)
     names = list(report["methods"])
-    default = next((n for n in names if n.split("@")[0] == opts.default_method), names[-1])
-    report["default_method"] = default
-    report["acceptance_rate"] = report["methods"][default]["acceptance_rate"]
-    report["rest_accuracy"] = report["methods"][default]["rest_accuracy"]
-    report["bulk_accept"] = bulk_summary(report["methods"][default].get("bulk_accept") or {})
+    set_default_method(report, next((n for n in names if n.split("@")[0] == opts.default_method), names[-1]))
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     return report
 
